@@ -1,0 +1,34 @@
+"""The `clickintent` command line: one subcommand per arrow of the flow in docs/ARCHITECTURE.md.
+
+Each subcommand lives in its own small module here and calls a plain Python function, so everything the
+CLI does can also be done from Python.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from clickintent import __version__
+from clickintent.cli.data import ingest_cmd, sessionize_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="clickintent")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+def main(verbose: bool) -> None:
+    """Turn raw web clickstreams into session embeddings and intent labels.
+
+    \b
+    Flow: ingest -> sessionize -> train -> embed -> taxonomy -> distill -> label -> evaluate -> report
+    Run `clickintent COMMAND --help` for each step, or `make demo` for all of them on simulated data.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+main.add_command(ingest_cmd)
+main.add_command(sessionize_cmd)

@@ -1,0 +1,33 @@
+"""Shared fixtures: one Spark session per test run, tiny synthetic event tables, the real data sample."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+# The real YOOCHOOSE sample lives in shared/ beside the repository; it is never copied into the repo.
+YOOCHOOSE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "yoochoose-100k"
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local[2] Spark session for the whole run (starting one costs seconds)."""
+    from clickintent.engines.spark import get_spark
+
+    session = get_spark("local[2]", app_name="clickintent-tests", **{"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def yoochoose_dir() -> Path:
+    if not YOOCHOOSE_DIR.is_dir():
+        pytest.fail(f"real data sample not found at {YOOCHOOSE_DIR} (shared/ must sit beside the repo)")
+    return YOOCHOOSE_DIR
