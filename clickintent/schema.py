@@ -44,6 +44,14 @@ EVENTS = pa.schema(
     ]
 )
 
+# The order of rows in events.parquet (ingest writes it, sessionize reads it without sorting again).
+# Ties on ts are broken by every other column, nulls placement spelled out so DuckDB and Spark agree.
+EVENTS_ORDER = (
+    "visitor_id, platform, session_id NULLS FIRST, ts, url, page, page_title NULLS LAST, event_type, "
+    "device NULLS LAST, referrer NULLS LAST, search_query NULLS LAST, dwell_ms NULLS LAST, customer_id NULLS LAST"
+)
+SORTED_KEY = "clickintent.sorted_by"  # Parquet metadata key whose value is EVENTS_ORDER when it holds
+
 # Columns a source must provide (after the column mapping); every other column is optional.
 REQUIRED_COLUMNS = ("visitor_id", "ts", "url")
 # Columns a source may provide, in contract order (`page` is always derived by ingest).
@@ -99,7 +107,8 @@ LABELS = pa.schema(
 # truncated (see ingest.QUARANTINE_VALUE_CHARS) so the quarantine never stores what ingest redacts.
 QUARANTINE = pa.schema(
     [
-        pa.field("source_row", pa.int64()),  # 1-based data row (CSV line number for CSV input)
+        pa.field("source_row", pa.int64()),  # 1-based ordinal among the rows the reader parsed
+        pa.field("source_line", pa.int64()),  # line in the file, for rows the reader itself rejected
         pa.field("reason", pa.string(), nullable=False),
         pa.field("raw", pa.string()),  # the row as JSON (redacted, truncated)
     ]

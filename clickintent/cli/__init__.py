@@ -12,6 +12,8 @@ import click
 
 from clickintent import __version__
 from clickintent.cli.data import ingest_cmd, sessionize_cmd
+from clickintent.cli.encoder import embed_cmd, train_cmd
+from clickintent.cli.taxonomy import taxonomy_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -32,3 +34,6 @@ def main(verbose: bool) -> None:
 
 main.add_command(ingest_cmd)
 main.add_command(sessionize_cmd)
+main.add_command(taxonomy_group)
+main.add_command(train_cmd)
+main.add_command(embed_cmd)

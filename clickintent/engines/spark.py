@@ -1,4 +1,4 @@
-"""PySpark engine: the distributed path for ingest, sessionize and batch embed/label.
+"""PySpark engine: the distributed path for ingest and sessionize (and, later, batch embed/label).
 
 `get_spark` builds (or reuses) a SparkSession. For local masters it binds the driver to 127.0.0.1: on
 machines with several interfaces Spark otherwise binds to a non-loopback address. PySpark is the `spark`
@@ -7,8 +7,24 @@ extra; a missing one fails with the exact pip command.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from clickintent import schema
+from clickintent.ingest import IngestError, IngestOptions, IngestReport, check_mapping
+from clickintent.ingest.readers import detect_format, read_columns
+from clickintent.ingest.transform import TransformOptions, detect_ts_unit, transform_batch
+from clickintent.pii import redact
+from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize_sql
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -54,3 +70,210 @@ def _python() -> str:
     import sys
 
     return sys.executable
+
+
+# --- ingest and sessionize on Spark -------------------------------------------------------------------
+
+
+def _stage_schema() -> pa.Schema:
+    """What the mapInArrow step emits: event columns plus the quarantine reason/raw and redaction stats."""
+    return pa.schema(
+        [pa.field(f.name, f.type) for f in schema.EVENTS]
+        + [
+            pa.field("_reason", pa.string()),
+            pa.field("_raw", pa.string()),
+            pa.field("_redactions", pa.string()),
+        ]
+    )
+
+
+def _transform_partition(
+    options: TransformOptions, columns: list[str]
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    stage = _stage_schema()
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            corrupt = batch.column("_corrupt") if "_corrupt" in batch.schema.names else None
+            rows = batch.select(columns)
+            if corrupt is not None and corrupt.null_count < len(corrupt):
+                good = pc.is_null(corrupt)
+                bad_raw = corrupt.filter(pc.invert(good))
+                rows = rows.filter(good)
+                yield _stage_rows(
+                    stage,
+                    len(bad_raw),
+                    reason="malformed CSV row",
+                    raw=[json.dumps({"line": redact(r)[:4096]}) for r in bad_raw.to_pylist()],
+                )
+            counts: Counter[str] = Counter()
+            events, quarantine = transform_batch(rows, options, 1, counts)
+            cols = {name: events.column(name) for name in events.schema.names}
+            n = events.num_rows
+            out = pa.table(
+                cols
+                | {
+                    "_reason": pa.nulls(n, pa.string()),
+                    "_raw": pa.nulls(n, pa.string()),
+                    "_redactions": pa.nulls(n, pa.string()),
+                },
+                schema=stage,
+            )
+            yield from out.to_batches()
+            if quarantine.num_rows:
+                yield _stage_rows(
+                    stage,
+                    quarantine.num_rows,
+                    reason=quarantine.column("reason").to_pylist(),
+                    raw=quarantine.column("raw").to_pylist(),
+                )
+            yield _stage_rows(stage, 1, redactions=json.dumps(dict(counts)))
+
+    return run
+
+
+def _stage_rows(
+    stage: pa.Schema,
+    n: int,
+    reason: str | list[str] | None = None,
+    raw: list[str] | None = None,
+    redactions: str | None = None,
+) -> pa.RecordBatch:
+    columns = {f.name: pa.nulls(n, f.type) for f in stage}
+    if reason is not None:
+        columns["_reason"] = pa.array(reason if isinstance(reason, list) else [reason] * n, pa.string())
+    if raw is not None:
+        columns["_raw"] = pa.array(raw, pa.string())
+    if redactions is not None:
+        columns["_redactions"] = pa.array([redactions] * n, pa.string())
+    return pa.RecordBatch.from_pydict(columns, schema=stage)
+
+
+def ingest_spark(
+    spark: SparkSession, input_path: str | Path, out_dir: str | Path, options: IngestOptions | None = None
+) -> IngestReport:
+    """`ingest` on Spark: the same transform per batch (mapInArrow), duplicates dropped by Spark.
+
+    Writes out_dir/events.parquet and out_dir/quarantine.parquet as Spark directories of part files.
+    Rows Spark's CSV reader cannot parse are quarantined as "malformed CSV row"; quarantined rows carry no
+    source row number here (partitions are read in parallel).
+    """
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    options = options or IngestOptions()
+    path = Path(input_path)
+    if not path.is_file():
+        raise IngestError(f"input file not found: {path}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    fmt = detect_format(path, options.format)
+    columns, delim = read_columns(path, fmt, options.delimiter)
+    check_mapping(columns, options, delim, path)
+    if fmt == "parquet":
+        df = spark.read.parquet(str(path))
+    else:
+        fields = [StructField(c, StringType()) for c in columns] + [StructField("_corrupt", StringType())]
+        reader = (
+            spark.read.schema(StructType(fields))
+            .option("mode", "PERMISSIVE")
+            .option("columnNameOfCorruptRecord", "_corrupt")
+        )
+        if fmt == "jsonl":
+            df = reader.json(str(path))
+        else:
+            df = (
+                reader.option("header", True)
+                .option("sep", delim)
+                .option("quote", '"')
+                .option("escape", '"')
+                .option("multiLine", False)
+                .csv(str(path))
+            )
+    report = IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit)
+
+    unit = options.ts_unit
+    if unit == "auto":
+        sample = df.select(options.mapping.get("ts", "ts")).limit(10_000).toArrow()
+        unit = detect_ts_unit(sample.column(0).combine_chunks())
+    report.ts_unit = unit
+    transform_options = TransformOptions(
+        mapping=dict(options.mapping), ts_unit=unit, platform=options.platform
+    )
+    staged = out / ".ingest-staging"
+    shutil.rmtree(staged, ignore_errors=True)
+    stage = _stage_schema()
+    mapped = df.mapInArrow(_transform_partition(transform_options, columns), _spark_schema(spark, stage))
+    mapped.write.mode("overwrite").parquet(str(staged))
+    staged_df = spark.read.parquet(str(staged))
+
+    events = staged_df.filter(F.col("_reason").isNull() & F.col("_redactions").isNull()).select(
+        *schema.EVENTS.names
+    )
+    deduped = events.dropDuplicates()
+    deduped.write.mode("overwrite").parquet(str(out / "events.parquet"))
+    quarantine = staged_df.filter(F.col("_reason").isNotNull()).select(
+        F.lit(None).cast("long").alias("source_row"),
+        F.lit(None).cast("long").alias("source_line"),
+        F.col("_reason").alias("reason"),
+        F.col("_raw").alias("raw"),
+    )
+    quarantine.write.mode("overwrite").parquet(str(out / "quarantine.parquet"))
+
+    n_staged = events.count()
+    report.rows_out = spark.read.parquet(str(out / "events.parquet")).count()
+    report.duplicates = n_staged - report.rows_out
+    reasons = {
+        r["reason"]: int(r["count"])
+        for r in spark.read.parquet(str(out / "quarantine.parquet")).groupBy("reason").count().collect()
+    }
+    report.quarantine_reasons = dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+    report.quarantined = sum(reasons.values())
+    redactions: Counter[str] = Counter()
+    for row in staged_df.filter(F.col("_redactions").isNotNull()).select("_redactions").collect():
+        redactions.update(json.loads(row[0]))
+    report.redactions = {k: redactions[k] for k in sorted(redactions)}
+    report.rows_in = df.count()
+    shutil.rmtree(staged, ignore_errors=True)
+    report.seconds = round(time.perf_counter() - started, 3)
+    report.outputs = {
+        "events": str(out / "events.parquet"),
+        "quarantine": str(out / "quarantine.parquet"),
+        "report": str(out / "ingest_report.json"),
+    }
+    (out / "ingest_report.json").write_text(report.to_json())
+    if not report.reconciles:
+        raise IngestError(f"row counts do not reconcile on Spark: {report.to_json()}")
+    return report
+
+
+def _spark_schema(spark: SparkSession, arrow_schema: pa.Schema) -> Any:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(arrow_schema)
+
+
+def sessionize_spark(
+    spark: SparkSession,
+    events_path: str | Path,
+    out_path: str | Path,
+    options: SessionizeOptions | None = None,
+) -> SessionizeReport:
+    """`sessionize` on Spark: the same rules as the DuckDB path, written as Spark SQL window functions."""
+    options = options or SessionizeOptions()
+    started = time.perf_counter()
+    spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+    spark.read.parquet(str(events_path)).createOrReplaceTempView("clickintent_events")
+    sessions = spark.sql(sessionize_sql("spark", "clickintent_events", options))
+    sessions.write.mode("overwrite").parquet(str(out_path))
+    result = spark.read.parquet(str(out_path))
+    row = result.selectExpr("count(*)", "coalesce(sum(n_events), 0)", "count(customer_id)").collect()[0]
+    return SessionizeReport(
+        engine="spark",
+        events=int(row[1]),
+        sessions=int(row[0]),
+        linked_sessions=int(row[2]),
+        seconds=round(time.perf_counter() - started, 3),
+        output=str(out_path),
+    )

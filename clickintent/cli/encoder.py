@@ -1,0 +1,142 @@
+"""CLI: `clickintent train` (self-supervised encoder -> bundle) and `clickintent embed` (sessions -> vectors).
+
+Both call plain functions in clickintent.encoder (train.train, embed.embed_file / embed.embed_spark) and
+end with a one-screen summary. Heavy imports happen inside the commands so `clickintent --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+@click.command("train")
+@click.argument("sessions", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
+@click.option("--epochs", default=6, show_default=True, help="Passes over the training split.")
+@click.option("--batch-size", default=256, show_default=True, help="Sessions per step.")
+@click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
+@click.option("--dim", default=64, show_default=True, help="Width of the event vectors and Transformer.")
+@click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 8), help="Transformer blocks.")
+@click.option("--out-dim", default=64, show_default=True, help="Width of the session embedding.")
+@click.option("--masked-weight", default=1.0, show_default=True, help="Masked-event loss weight (0 = off).")
+@click.option("--contrastive-weight", default=1.0, show_default=True, help="Contrastive loss weight (0 = off).")
+@click.option("--no-text", is_flag=True, help="Ablation: ignore page titles and search queries.")
+@click.option("--val-fraction", default=0.05, show_default=True, help="Share of sessions held out.")
+@click.option("--patience", default=2, show_default=True, help="Early stopping after N flat epochs.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (runs are deterministic per seed).")
+@click.option("--max-minutes", type=float, default=None, help="Wall-clock budget; keeps the best weights.")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train.")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: torch's choice).")
+@click.option(
+    "--text-cache", type=click.Path(path_type=Path), default=None,
+    help="Directory of the text-vector cache (default $CLICKINTENT_CACHE_DIR/text or ~/.cache/clickintent/text).",
+)  # fmt: skip
+@click.option(
+    "--checkpoint-dir", type=click.Path(path_type=Path), default=None,
+    help="Where checkpoints go (default: OUT.ckpt beside the bundle).",
+)  # fmt: skip
+@click.option(
+    "--text-model", type=click.Choice(["all-MiniLM-L6-v2", "hashing-384"]), default="all-MiniLM-L6-v2",
+    show_default=True, help="Text vectors for titles and queries; hashing-384 is a fast stand-in for tests.",
+)  # fmt: skip
+@click.option("--resume/--no-resume", default=True, show_default=True, help="Continue a matching checkpoint.")
+def train_cmd(
+    sessions: Path,
+    out: Path,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    dim: int,
+    layers: int,
+    out_dim: int,
+    masked_weight: float,
+    contrastive_weight: float,
+    no_text: bool,
+    val_fraction: float,
+    patience: int,
+    seed: int,
+    max_minutes: float | None,
+    device: str,
+    threads: int | None,
+    text_cache: Path | None,
+    checkpoint_dir: Path | None,
+    text_model: str,
+    resume: bool,
+) -> None:
+    """Train the session encoder on SESSIONS (sessions.parquet) and write a model bundle to --out."""
+    from clickintent.encoder.model import EncoderConfig
+    from clickintent.encoder.text import TextVectors, text_encoder
+    from clickintent.encoder.train import TrainConfig, train
+
+    mcfg = EncoderConfig(d_model=dim, n_layers=layers, d_ff=2 * dim, out_dim=out_dim, use_text=not no_text)
+    tcfg = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, masked_weight=masked_weight,
+        contrastive_weight=contrastive_weight, val_fraction=val_fraction, patience=patience, seed=seed,
+        max_minutes=max_minutes, device=device, threads=threads,
+    )  # fmt: skip
+    text = TextVectors(text_encoder(text_model, device="cuda" if device == "cuda" else "cpu"), text_cache)
+    try:
+        res = train(sessions, out, mcfg, tcfg, text=text, checkpoint_dir=checkpoint_dir, resume=resume)
+    except (ValueError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"bundle        {res.bundle}")
+    click.echo(f"model_version {res.model_version}")
+    click.echo(f"stopped       {res.stopped} after {res.epochs} epochs, {res.steps} steps, {res.seconds:.0f}s")
+    click.echo(f"val loss      {res.best_val_loss:.4f}   train throughput {res.sessions_per_second:.0f} sessions/s")
+    for row in res.history:
+        click.echo("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+
+
+@click.command("embed")
+@click.argument("sessions", type=click.Path(exists=True, path_type=Path))
+@click.option("--bundle", required=True, type=click.Path(exists=True, path_type=Path), help="Model bundle.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="embeddings.parquet to write.")
+@click.option(
+    "--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
+    help="local: stream in this process; spark: mapInArrow on a Spark cluster (writes a Parquet directory).",
+)  # fmt: skip
+@click.option("--spark-master", default="local[*]", show_default=True, help="Spark master for --engine spark.")
+@click.option("--batch-size", default=512, show_default=True, help="Sessions per model call.")
+@click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions read per chunk (bounds memory).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to run the model.")
+@click.option("--text-cache", type=click.Path(path_type=Path), default=None, help="Text-vector cache directory.")
+def embed_cmd(
+    sessions: Path,
+    bundle: Path,
+    out: Path,
+    engine: str,
+    spark_master: str,
+    batch_size: int,
+    chunk_rows: int,
+    device: str,
+    text_cache: Path | None,
+) -> None:
+    """Embed every session of SESSIONS with --bundle into embeddings.parquet (schema.EMBEDDINGS)."""
+    from clickintent.bundle import BundleError
+
+    try:
+        if engine == "spark":
+            import time
+
+            from clickintent.encoder.embed import embed_spark
+            from clickintent.engines.spark import get_spark
+
+            t0 = time.perf_counter()
+            spark = get_spark(spark_master)
+            embed_spark(spark, sessions, bundle, out, batch_size=batch_size, text_cache=text_cache)
+            n = spark.read.parquet(str(out)).count()
+            click.echo(f"embedded {n} sessions with Spark in {time.perf_counter() - t0:.1f}s -> {out}/")
+            return
+        from clickintent.encoder.embed import embed_file
+
+        stats = embed_file(
+            sessions, bundle, out, device=device, batch_size=batch_size, chunk_rows=chunk_rows,
+            text_cache=text_cache, progress=True,
+        )  # fmt: skip
+    except BundleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"embedded {stats.sessions} sessions in {stats.seconds:.1f}s ({stats.per_second:.0f}/s) -> {stats.out}")

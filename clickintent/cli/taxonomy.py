@@ -1,0 +1,266 @@
+"""CLI: `clickintent taxonomy build` (sessions -> taxonomy.json) and `clickintent taxonomy label`
+(sessions + taxonomy.json -> labels.parquet), with the LLM options both share.
+
+Each command prints a one-screen summary (the taxonomy tree or the label counts, and the LLM usage per
+step); every LLM step shows a progress bar. Answers are cached in an SQLite file beside the output
+(`--llm-cache`), so a run that failed or was interrupted resumes for free.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+import pyarrow.parquet as pq
+
+from clickintent.llm import BACKENDS, LLM, LLMError, MissingExtra, make_backend
+
+CACHE_NAME = "llm-cache.sqlite"
+
+
+def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose and configure an LLM backend."""
+    options = [
+        click.option(
+            "--llm",
+            "llm_kind",
+            type=click.Choice(BACKENDS),
+            default="local",
+            show_default=True,
+            help="Backend: local = Gemma 3 270M in-process (extra llm-local); "
+            "openai = any OpenAI-compatible server.",
+        ),
+        click.option(
+            "--llm-base-url", help="openai backend: server URL up to /v1, e.g. http://127.0.0.1:8000/v1."
+        ),
+        click.option("--llm-model", help="openai backend: model name the server knows."),
+        click.option(
+            "--llm-endpoint",
+            type=click.Choice(["completions", "chat"]),
+            default="completions",
+            show_default=True,
+            help="openai backend: /v1/completions (base models) or /v1/chat/completions.",
+        ),
+        click.option(
+            "--llm-api-key-env",
+            default="OPENAI_API_KEY",
+            show_default=True,
+            help="openai backend: environment variable that holds the API key (unset: no key sent).",
+        ),
+        click.option(
+            "--llm-constraint",
+            type=click.Choice(["grammar", "guided", "json_schema", "none"]),
+            default=None,
+            help="openai backend: how the server restricts output [default: grammar for completions, "
+            "json_schema for chat].",
+        ),
+        click.option(
+            "--llm-threads", type=int, default=1, show_default=True, help="local backend: CPU threads."
+        ),
+        click.option(
+            "--llm-cache",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help=f"SQLite answer cache [default: {CACHE_NAME} beside the output file].",
+        ),
+        click.option(
+            "--llm-max-calls", type=int, default=None, help="Call budget; stop with an error past it."
+        ),
+        click.option(
+            "--llm-timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP call."
+        ),
+        click.option(
+            "--llm-retries", type=int, default=4, show_default=True, help="Retries per failed call."
+        ),
+        click.option(
+            "--llm-concurrency",
+            type=int,
+            default=4,
+            show_default=True,
+            help="openai backend: calls in flight.",
+        ),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _backend(out: Path, kw: dict[str, Any]) -> LLM:
+    return make_backend(
+        kw.pop("llm_kind"),
+        cache=kw.pop("llm_cache") or out.parent / CACHE_NAME,
+        base_url=kw.pop("llm_base_url"),
+        model=kw.pop("llm_model"),
+        endpoint=kw.pop("llm_endpoint"),
+        api_key_env=kw.pop("llm_api_key_env"),
+        constraint=kw.pop("llm_constraint"),
+        n_threads=kw.pop("llm_threads"),
+        max_calls=kw.pop("llm_max_calls"),
+        timeout=kw.pop("llm_timeout"),
+        retries=kw.pop("llm_retries"),
+        concurrency=kw.pop("llm_concurrency"),
+    )
+
+
+def _usage_lines(llm: LLM, seconds: float) -> list[str]:
+    lines = [f"{'LLM step':32} {'requests':>8} {'calls':>6} {'hits':>6} {'tokens':>9} {'time':>8}"]
+    for step, u in llm.usage.items():
+        lines.append(
+            f"{step[:32]:32} {u.requests:8d} {u.calls:6d} {u.cache_hits:6d} {u.tokens:9d} {u.seconds:7.1f}s"
+        )
+    t = llm.total_usage()
+    lines.append(f"{'total':32} {t.requests:8d} {t.calls:6d} {t.cache_hits:6d} {t.tokens:9d} {seconds:7.1f}s")
+    return lines
+
+
+def _friendly_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    """LLM failures become one clear message (naming the step and its progress) instead of a traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except (LLMError, MissingExtra) as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper
+
+
+@click.group("taxonomy")
+def taxonomy_group() -> None:
+    """Generate an intent taxonomy from sessions, and LLM-label a sample with it."""
+
+
+@taxonomy_group.command("build")
+@click.argument("sessions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("taxonomy.json"),
+    show_default=True,
+    help="Where to write taxonomy.json.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["cluster", "llm"]),
+    default="cluster",
+    show_default=True,
+    help="cluster: cluster sessions, LLM names clusters (works with the local model); "
+    "llm: TnT-LLM generate/update/review (needs a capable chat server).",
+)
+@click.option(
+    "--max-labels", type=int, default=12, show_default=True, help="Most labels, not counting Other."
+)
+@click.option("--sample", type=int, default=2000, show_default=True, help="Sessions to build from.")
+@click.option(
+    "--embeddings",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="cluster mode: embeddings.parquet to cluster [default: MiniLM vectors of the session text].",
+)
+@click.option(
+    "--vectors",
+    type=click.Choice(["auto", "embeddings", "text", "summaries"]),
+    default="auto",
+    show_default=True,
+    help="cluster mode: what to cluster (auto = embeddings if given, else text).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling and clustering seed.")
+@llm_options
+@_friendly_errors
+def build_cmd(
+    sessions: Path,
+    out: Path,
+    mode: str,
+    max_labels: int,
+    sample: int,
+    embeddings: Path | None,
+    vectors: str,
+    seed: int,
+    **llm_kw: Any,
+) -> None:
+    """Build taxonomy.json from SESSIONS (a sessions.parquet)."""
+    from clickintent.taxonomy.generate import build_taxonomy
+
+    start = time.perf_counter()
+    llm = _backend(out, llm_kw)
+    table = pq.read_table(sessions)
+    kwargs: dict[str, Any] = {"max_labels": max_labels, "sample": sample, "seed": seed}
+    if mode == "cluster":
+        kwargs["vectors"] = vectors
+        kwargs["embeddings"] = pq.read_table(embeddings) if embeddings is not None else None
+    result = build_taxonomy(table, llm, mode, **kwargs)  # type: ignore[arg-type]
+    result.taxonomy.save(out)
+    click.echo(result.taxonomy.tree())
+    click.echo("")
+    click.echo("\n".join(_usage_lines(llm, time.perf_counter() - start)))
+    click.echo(f"\nwrote {out}")
+
+
+@taxonomy_group.command("label")
+@click.argument("sessions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-t",
+    "--taxonomy",
+    "taxonomy_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path("taxonomy.json"),
+    show_default=True,
+    help="taxonomy.json from `clickintent taxonomy build`.",
+)
+@click.option(
+    "-o",
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("labels.parquet"),
+    show_default=True,
+    help="Where to write labels.parquet.",
+)
+@click.option("--sample", type=int, default=2000, show_default=True, help="Sessions to label (0 = all).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option(
+    "--calibrate/--no-calibrate",
+    default=True,
+    show_default=True,
+    help="Subtract each label's score on a content-free visit (scoring backends only).",
+)
+@llm_options
+@_friendly_errors
+def label_cmd(
+    sessions: Path,
+    taxonomy_path: Path,
+    out: Path,
+    sample: int,
+    seed: int,
+    calibrate: bool,
+    **llm_kw: Any,
+) -> None:
+    """LLM-label a sample of SESSIONS with one label each; writes labels.parquet (source llm)."""
+    from collections import Counter
+
+    from clickintent.taxonomy.label import label_sessions
+    from clickintent.taxonomy.taxonomy import Taxonomy
+
+    start = time.perf_counter()
+    tax = Taxonomy.load(taxonomy_path)
+    llm = _backend(out, llm_kw)
+    table = pq.read_table(sessions)
+    labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(labels, out)
+    counts = Counter(labels.column("intent").to_pylist())
+    conf = labels.column("confidence").to_numpy()
+    click.echo(
+        f"taxonomy {tax.version}: {labels.num_rows} sessions labelled, mean confidence {conf.mean():.2f}"
+    )
+    for lb in tax.labels:
+        n = counts.get(lb.id, 0)
+        click.echo(f"  {lb.category} > {lb.name:32} {n:6d}  {n / max(1, labels.num_rows):6.1%}")
+    click.echo("")
+    click.echo("\n".join(_usage_lines(llm, time.perf_counter() - start)))
+    click.echo(f"\nwrote {out}")

@@ -1,0 +1,221 @@
+"""`ingest`: raw event files of any column names -> events.parquet + quarantine.parquet + a report.
+
+Reads the input in bounded batches, runs `transform_batch` on each (map, validate, parse timestamps,
+redact PII, normalise URLs), stages the good rows, then lets DuckDB drop exact duplicates and sort,
+spilling to disk under a memory limit so files larger than memory go through. Every input row ends
+up in events.parquet, in quarantine.parquet with a reason, or in the duplicate count; the report
+checks `rows_in == rows_out + quarantined + duplicates` before the function returns.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from clickintent import schema
+from clickintent.ingest.readers import (
+    IngestError,
+    RawBatch,
+    detect_format,
+    iter_batches,
+    read_columns,
+    sniff_delimiter,
+)
+from clickintent.ingest.transform import TS_UNITS, TransformOptions, detect_ts_unit, transform_batch
+from clickintent.pii import redact
+
+__all__ = ["IngestError", "IngestOptions", "IngestReport", "ingest", "transform_batch"]
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """How to read one source. Every field has a default that suits a file in the events contract."""
+
+    mapping: dict[str, str] = field(default_factory=dict)  # contract column -> source column
+    format: str | None = None  # csv|tsv|parquet|jsonl; None = from the file extension
+    delimiter: str | None = None  # CSV delimiter; None = sniffed from the header
+    ts_unit: str = "auto"  # auto|s|ms|us|iso
+    platform: str = "web"  # platform for sources without a platform column
+    batch_rows: int = 250_000  # rows per batch held in memory at once
+    memory_limit: str = "2GB"  # DuckDB's limit for de-duplication and sorting; it spills beyond
+    threads: int = 2
+
+
+@dataclass
+class IngestReport:
+    input: str
+    format: str
+    columns_found: list[str]
+    mapping: dict[str, str]
+    ts_unit: str
+    rows_in: int = 0
+    rows_out: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.rows_in == self.rows_out + self.quarantined + self.duplicates
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self) | {"reconciles": self.reconciles}, indent=2)
+
+
+def check_mapping(columns: list[str], options: IngestOptions, delimiter: str | None, path: Path) -> None:
+    """Fail with a message naming what is missing and what was found, before reading any data."""
+    unknown = sorted(set(options.mapping) - set(schema.SOURCE_COLUMNS))
+    if unknown:
+        raise IngestError(
+            f"--map names unknown contract column(s) {unknown}; contract columns: {', '.join(schema.SOURCE_COLUMNS)}"
+        )
+    absent = sorted(src for src in options.mapping.values() if src not in columns)
+    missing = [c for c in schema.REQUIRED_COLUMNS if options.mapping.get(c, c) not in columns]
+    if not absent and not missing:
+        return
+    problems = []
+    if missing:
+        problems.append(
+            "missing required column(s) "
+            + ", ".join(f"{c!r} (source {options.mapping.get(c, c)!r})" for c in missing)
+        )
+    if absent:
+        problems.append(f"mapped source column(s) not in the file: {absent}")
+    hint = ""
+    if delimiter is not None and len(columns) == 1:
+        other = sniff_delimiter(columns[0])
+        if other != delimiter and other in columns[0]:
+            hint = f"\nThe header looks {other!r}-separated: try --delimiter {other!r}."
+    raise IngestError(
+        f"{path}: " + "; ".join(problems) + f".\nColumns found: {columns}.\n"
+        "Map source columns with --map CONTRACT=SOURCE, e.g. --map ts=Time --map visitor_id=SessionId --map url=ItemId."
+        + hint
+    )
+
+
+def ingest(
+    input_path: str | Path,
+    out_dir: str | Path,
+    options: IngestOptions | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingest one file into `out_dir` (events.parquet, quarantine.parquet, ingest_report.json)."""
+    options = options or IngestOptions()
+    path = Path(input_path)
+    if not path.is_file():
+        raise IngestError(f"input file not found: {path}")
+    if options.ts_unit not in TS_UNITS:
+        raise IngestError(f"--ts-unit must be one of {', '.join(TS_UNITS)}, not {options.ts_unit!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    fmt = detect_format(path, options.format)
+    columns, delim = read_columns(path, fmt, options.delimiter)
+    check_mapping(columns, options, delim, path)
+    report = IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit)
+
+    staging = out / ".ingest-staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    staged = staging / "events.parquet"
+    redactions: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    events_writer = pq.ParquetWriter(staged, schema.EVENTS)
+    quarantine_writer = pq.ParquetWriter(out / "quarantine.parquet", schema.QUARANTINE)
+    n_staged = 0
+    try:
+        transform_options: TransformOptions | None = None
+        for raw in iter_batches(path, fmt, delim, options.batch_rows):
+            if transform_options is None and raw.rows.num_rows:
+                transform_options = _resolve(options, raw)
+                report.ts_unit = transform_options.ts_unit
+            report.rows_in += raw.rows.num_rows + len(raw.rejects)
+            if raw.rows.num_rows:
+                assert transform_options is not None
+                events, quarantine = transform_batch(raw.rows, transform_options, raw.first_row, redactions)
+                events_writer.write_table(events)
+                n_staged += events.num_rows
+                quarantine_writer.write_table(quarantine)
+                reasons.update(quarantine.column("reason").to_pylist())
+            if raw.rejects:
+                quarantine_writer.write_table(_rejects_table(raw.rejects))
+                reasons.update(reason for _, reason, _ in raw.rejects)
+            if progress is not None:
+                progress(raw.rows.num_rows + len(raw.rejects))
+    finally:
+        events_writer.close()
+        quarantine_writer.close()
+
+    report.rows_out = _deduplicate(staged, out / "events.parquet", staging, options)
+    shutil.rmtree(staging, ignore_errors=True)
+    report.duplicates = n_staged - report.rows_out
+    report.quarantined = sum(reasons.values())
+    report.quarantine_reasons = dict(reasons.most_common())
+    report.redactions = {k: redactions[k] for k in sorted(redactions)}
+    report.seconds = round(time.perf_counter() - started, 3)
+    report.outputs = {
+        "events": str(out / "events.parquet"),
+        "quarantine": str(out / "quarantine.parquet"),
+        "report": str(out / "ingest_report.json"),
+    }
+    (out / "ingest_report.json").write_text(report.to_json())
+    if not report.reconciles:
+        raise IngestError(
+            f"row counts do not reconcile: in {report.rows_in} != out {report.rows_out} + quarantined "
+            f"{report.quarantined} + duplicates {report.duplicates}; see {out / 'ingest_report.json'}"
+        )
+    return report
+
+
+def _resolve(options: IngestOptions, first: RawBatch) -> TransformOptions:
+    unit = options.ts_unit
+    if unit == "auto":
+        ts_col = options.mapping.get("ts", "ts")
+        unit = detect_ts_unit(first.rows.column(ts_col).slice(0, 10_000))
+    return TransformOptions(mapping=dict(options.mapping), ts_unit=unit, platform=options.platform)
+
+
+def _rejects_table(rejects: list[tuple[int, str, str]]) -> pa.Table:
+    raws = [redact(raw)[:4096] for _, _, raw in rejects]
+    return pa.Table.from_pydict(
+        {
+            "source_row": pa.nulls(len(rejects), pa.int64()),
+            "source_line": pa.array([r for r, _, _ in rejects], pa.int64()),
+            "reason": pa.array([reason for _, reason, _ in rejects], pa.string()),
+            "raw": pa.array([json.dumps({"line": raw}, ensure_ascii=False) for raw in raws], pa.string()),
+        },
+        schema=schema.QUARANTINE,
+    )
+
+
+# Rows identical in every column (after redaction) are duplicates. The output is sorted by
+# schema.EVENTS_ORDER (every column, so files are stable) and says so in its metadata for sessionize.
+
+
+def _deduplicate(staged: Path, target: Path, tmp: Path, options: IngestOptions) -> int:
+    con = duckdb.connect(config={"memory_limit": options.memory_limit, "threads": options.threads})
+    try:
+        con.execute(f"SET temp_directory = '{tmp / 'spill'}'")
+        con.execute("SET enable_progress_bar = false")
+        con.execute(
+            f"COPY (SELECT DISTINCT * FROM read_parquet('{staged}') ORDER BY {schema.EVENTS_ORDER}) "
+            f"TO '{target}' (FORMAT parquet, COMPRESSION zstd, "
+            f"KV_METADATA {{'{schema.SORTED_KEY}': '{schema.EVENTS_ORDER}'}})"
+        )
+        row = con.execute(f"SELECT count(*) FROM read_parquet('{target}')").fetchone()
+        assert row is not None
+        return int(row[0])
+    finally:
+        con.close()

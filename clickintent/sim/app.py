@@ -1,0 +1,237 @@
+"""App sessions: a logged-in customer opens the app, sees 8-12 product tiles, clicks one or none.
+
+The tiles shown come from the bank's current ranker, which knows only the profile (segment and past
+clicks). The click is a random-utility choice: profile appeal (segment, holdings, private taste) plus,
+weighted by `signal`, a pull towards the products of the person's most recent web intent, plus Gumbel
+noise, against a "no click" option. With signal 0 nothing about web intent enters: the placebo world.
+An app session also holds a few servicing screens and, after some clicks, an in-app application.
+Not modelled: push notifications, app sessions that never show the home page, ranker feedback loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from clickintent.schema import KNOWN_EVENT_TYPES, TS
+from clickintent.sim import strings as s
+from clickintent.sim.people import TILE_BASE, People, tile_utility
+from clickintent.sim.products import PRODUCT_IDS, PRODUCTS
+from clickintent.sim.truth import APP_HOME, CONVERSIONS, SESSIONS, session_ids
+from clickintent.sim.web import DAY_US, HOURS, US, schedule
+from clickintent.sim.world import World
+
+P = len(PRODUCT_IDS)
+TILES = (8, 12)  # fewest and most tiles on the home page
+NO_CLICK_UTILITY = 1.6  # appeal of closing the home page without a tile click
+RANKER_NOISE = 1.0  # Gumbel scale of the production ranker
+PAST_DAYS = 90
+SCREENS = (
+    ("app://accounts", "Accounts"),
+    ("app://accounts/activity", "Activity"),
+    ("app://transfers", "Transfer money"),
+    ("app://bill-pay", "Pay bills"),
+    ("app://deposit", "Deposit a check"),
+    ("app://cards", "Cards"),
+    ("app://zelle", "Send with Zelle"),
+    ("app://statements", "Statements"),
+    ("app://settings", "Settings"),
+    ("app://rewards", "Rewards"),
+)
+DEVICES = ("ios", "android")
+
+
+def past_behaviour(rng: np.random.Generator, people: People) -> tuple[np.ndarray, np.ndarray]:
+    """Past 90 days of app use: opens and tile clicks per product, from the profile-only click model."""
+    opens = rng.poisson(people.app_rate * PAST_DAYS)
+    u = np.exp(tile_utility(people))
+    shown_share = np.mean(TILES) / P
+    p_click = shown_share * u / (np.exp(NO_CLICK_UTILITY) + shown_share * u.sum(1, keepdims=True))
+    return opens, rng.poisson(opens[:, None] * p_click)
+
+
+@dataclass(frozen=True)
+class AppBatch:
+    events: pa.Table
+    sessions: pa.Table
+    app_home: pa.Table
+    conversions: pa.Table
+
+
+def generate_app(rng: np.random.Generator, world: World, people: People, days: int, t0_us: int,
+                 first_session: int, first_view: int, app_ids: pa.Array, customer_ids: pa.Array,
+                 past_clicks: np.ndarray, recent: dict[str, np.ndarray], signal: float) -> AppBatch:
+    """App sessions and home-page views of one batch of people."""
+    cfg = world.cfg
+    person = np.repeat(np.arange(people.n), rng.poisson(people.app_rate * days))
+    V = len(person)
+
+    # the session's shape, with time reserved for a click, the offer and an application either way
+    click_off = rng.integers(2, 20, V) * US
+    offer_off = click_off + rng.integers(1, 4, V) * US
+    apply_off = offer_off + rng.integers(30, 240, V) * US
+    n_screens = np.minimum(rng.poisson(1.5, V), 6)
+    screen_gap = np.clip(rng.lognormal(np.log(12.0), 0.7, n_screens.sum()), 1.0, 600.0) * US
+    screen_sess = np.repeat(np.arange(V), n_screens)
+    screen_off = apply_off[screen_sess] + 2 * US + _cumsum_within(screen_gap.astype(np.int64), screen_sess)
+    planned_end = apply_off.copy()
+    np.maximum.at(planned_end, screen_sess, screen_off)
+    day = rng.integers(0, days, V)
+    wish = day * DAY_US + rng.choice(24, size=V, p=HOURS / HOURS.sum()) * 3600 * US + rng.integers(0, 3600 * US, V)
+    start = t0_us + schedule(person, wish, planned_end)
+
+    # the ranker's tiles: profile score + Gumbel noise, top k
+    base = tile_utility(people)
+    rank_score = _ranker_score(people, past_clicks)[person] + RANKER_NOISE * rng.gumbel(size=(V, P))
+    k = rng.integers(TILES[0], TILES[1] + 1, V)
+    order = np.argsort(-rank_score, axis=1, kind="stable")
+    shown = np.zeros((V, P), bool)
+    shown[np.arange(V)[:, None], order] = np.arange(P)[None, :] < k[:, None]
+
+    # the customer's choice: profile appeal + signal-weighted pull of the recent web intent + noise
+    r_intent, r_session, r_age_days = _recent(recent, person, start, cfg.lookback_days)
+    pull = np.where(r_intent[:, None] >= 0, world.affinity[np.maximum(r_intent, 0)], 0.0)
+    pull = pull * np.exp(-r_age_days / max(cfg.recency_days, 1e-9))[:, None]
+    util = base[person] + signal * cfg.signal_strength * pull + rng.gumbel(size=(V, P))
+    util = np.where(shown, util, -np.inf)
+    best = util.argmax(axis=1)
+    clicked = util[np.arange(V), best] > NO_CLICK_UTILITY + rng.gumbel(size=V)
+    applied = clicked & (rng.random(V) < cfg.app_apply)
+
+    # events: open, [tile click, offer, application], servicing screens
+    c, a = np.flatnonzero(clicked), np.flatnonzero(applied)
+    none = np.zeros(V, np.int64)
+    parts = [  # (session, offset, kind, screen)
+        (np.arange(V), none, 0, none),
+        (c, click_off[c], 1, none[c]),
+        (c, offer_off[c], 2, none[c]),
+        (a, apply_off[a], 3, none[a]),
+        (screen_sess, screen_off, 4, rng.integers(0, len(SCREENS), len(screen_sess))),
+    ]
+    ev_sess, ev_off, ev_screen = (np.concatenate([p[i] for p in parts]) for i in (0, 1, 3))
+    ev_kind = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+    o = np.lexsort((ev_off, ev_sess))
+    ev_sess, ev_off, ev_kind, ev_screen = ev_sess[o], ev_off[o], ev_kind[o], ev_screen[o]
+    ev_ts = start[ev_sess] + ev_off
+    last = np.r_[ev_sess[1:] != ev_sess[:-1], True]
+    dwell = np.r_[np.diff(ev_ts), 0] // 1000
+    dwell_null = last | (ev_kind == 1) | (ev_kind == 3)
+    n_events = np.bincount(ev_sess, minlength=V)
+    end = np.zeros(V, np.int64)
+    end[ev_sess] = ev_ts
+
+    prod = best[ev_sess]
+    slugs = s.take([p.slug for p in PRODUCTS], prod)
+    names = s.take([p.name for p in PRODUCTS], prod)
+    screens_url, screens_title = s.take([x[0] for x in SCREENS], ev_screen), s.take([x[1] for x in SCREENS], ev_screen)
+    url = _by_kind(ev_kind, ["app://home", s.cat("app://home/tiles/", slugs), s.cat("app://offers/", slugs),
+                             s.cat("app://apply/", slugs), screens_url])
+    title = _by_kind(ev_kind, ["Home", names, names, s.cat("Apply: ", names), screens_title])
+    etype = np.array([KNOWN_EVENT_TYPES.index(e) for e in ("app_open", "tile_click", "page_view", "form_submit", "page_view")])
+    vid = app_ids.take(pa.array(person))
+    cust = customer_ids.take(pa.array(person))
+    device = s.take(DEVICES, (people.first_id + person) % 2)
+    ev = pa.array(ev_sess)
+    events = pa.table({
+        "visitor_id": vid.take(ev),
+        "ts": pa.array(ev_ts).cast(TS),
+        "url": url,
+        "page_title": title,
+        "event_type": s.take(KNOWN_EVENT_TYPES, etype[ev_kind]),
+        "device": device.take(ev),
+        "referrer": pa.nulls(len(ev_sess), pa.string()),
+        "search_query": pa.nulls(len(ev_sess), pa.string()),
+        "dwell_ms": pa.array(dwell, mask=dwell_null),
+        "platform": pa.repeat("app", len(ev_sess)),
+        "customer_id": cust.take(ev),
+        "session_id": pa.nulls(len(ev_sess), pa.string()),
+    })
+
+    sid = session_ids(first_session, V)
+    names_i = [i.name for i in world.intents]
+    sessions = pa.table({
+        "sim_session_id": sid,
+        "visitor_id": vid,
+        "platform": pa.repeat("app", V),
+        "start": pa.array(start).cast(TS),
+        "end": pa.array(end).cast(TS),
+        "n_events": pa.array(n_events.astype(np.int32)),
+        "person_id": pa.array(people.first_id + person),
+        "customer_id": cust,
+        "logged_in": pa.repeat(True, V),
+        "intent": pa.nulls(V, pa.string()),
+        "intents": pa.ListArray.from_arrays(pa.array(np.zeros(V + 1, np.int32)), pa.array([], pa.string())),
+        "is_bot": pa.repeat(False, V),
+        "is_mixed": pa.repeat(False, V),
+        "product": pa.nulls(V, pa.string()),
+    }, schema=SESSIONS)
+
+    view_id = s.cat("V", s.digits(np.arange(first_view, first_view + V), 9))
+    tiles = order[shown[np.arange(V)[:, None], order]]  # shown products in ranker order, row by row
+    has_recent = r_intent >= 0
+    app_home = pa.table({
+        "view_id": view_id,
+        "sim_session_id": sid,
+        "customer_id": cust,
+        "visitor_id": vid,
+        "ts": pa.array(start).cast(TS),
+        "tiles_shown": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(k)].astype(np.int32)), s.take(PRODUCT_IDS, tiles)),
+        "tile_clicked": s.if_else(clicked, s.take(PRODUCT_IDS, best), s.NULL_STR),
+        "click_ts": pa.array(start + click_off, mask=~clicked).cast(TS),
+        "recent_intent": s.if_else(has_recent, s.take(names_i, np.maximum(r_intent, 0)), s.NULL_STR),
+        "recent_session_id": s.if_else(has_recent, s.cat("S", s.digits(np.maximum(r_session, 0), 9)), s.NULL_STR),
+    }, schema=APP_HOME)
+
+    conversions = pa.table({
+        "person_id": pa.array(people.first_id + person[a]),
+        "customer_id": cust.take(pa.array(a)),
+        "visitor_id": vid.take(pa.array(a)),
+        "product": s.take(PRODUCT_IDS, best[a]),
+        "ts": pa.array(start[a] + apply_off[a]).cast(TS),
+        "channel": pa.repeat("app", len(a)),
+        "web_session_id": pa.nulls(len(a), pa.string()),
+        "app_view_id": view_id.take(pa.array(a)),
+    }, schema=CONVERSIONS)
+    return AppBatch(events, sessions, app_home, conversions)
+
+
+def _ranker_score(people: People, past_clicks: np.ndarray) -> np.ndarray:
+    """What the production ranker believes: segment appeal and past clicks, no web intent."""
+    return TILE_BASE[people.segment] + 0.5 * np.log1p(past_clicks)
+
+
+def _cumsum_within(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Inclusive cumulative sum restarting at each new value of a sorted `group`."""
+    cs = np.cumsum(values)
+    if len(values) == 0:
+        return cs
+    starts = np.r_[True, group[1:] != group[:-1]]
+    base = np.maximum.accumulate(np.where(starts, cs - values, 0))
+    return cs - base
+
+
+def _recent(recent: dict[str, np.ndarray], person: np.ndarray, ts_us: np.ndarray,
+            lookback_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each view, the person's latest web session that ended before it within the lookback:
+    its intent (-1 if none), its global session number and its age in days."""
+    key_scale = 10**10  # seconds; persons are batch-local, so keys stay far below 2**63
+    keys = recent["person"] * key_scale + recent["end_us"] // US
+    order = np.argsort(keys, kind="stable")
+    keys = keys[order]
+    q = person * key_scale + ts_us // US
+    i = np.searchsorted(keys, q, side="left") - 1
+    ok = i >= 0
+    j = order[np.maximum(i, 0)]
+    age = (ts_us - recent["end_us"][j]) / DAY_US
+    ok &= (recent["person"][j] == person) & (age <= lookback_days) & (age > 0)
+    return np.where(ok, recent["intent"][j], -1), np.where(ok, recent["session"][j], -1), np.where(ok, age, 0.0)
+
+
+def _by_kind(kind: np.ndarray, options: list[pa.Array | str]) -> pa.Array:
+    out: pa.Array | str = options[-1]
+    for code in range(len(options) - 2, -1, -1):
+        out = s.if_else(kind == code, options[code], out)
+    assert isinstance(out, pa.Array)
+    return out

@@ -1,0 +1,484 @@
+"""Taxonomy generation from the sessions themselves, in two modes.
+
+`cluster` (works with the embedded base model): vectors for a sample of sessions (the encoder's
+embeddings.parquet when given, else all-MiniLM-L6-v2 vectors of each session's words or of its LLM
+summary), k-means with k chosen by silhouette up to `max_labels`, clusters under `min_share` folded into
+`other`. The LLM then names and describes each cluster by few-shot completion
+(`prompts/name_cluster.txt`) from its most distinctive pages, its searches and one-sentence summaries of
+the sessions nearest its centre; near-duplicate names are merged (same words, or name vectors closer than
+`merge_cosine`); labels are grouped into a few categories by agglomerative clustering of the cluster
+centres, and each category is named the same way (`prompts/name_category.txt`).
+
+`llm` (TnT-LLM, Wan et al. 2024, https://arxiv.org/abs/2403.12173; needs a capable instruction-following
+server): summaries of the sample, a taxonomy generated from the first minibatch of summaries, updated with
+each next minibatch, then reviewed once (`prompts/llm_*.txt`), each answer JSON restricted to a schema
+where the server supports it and always validated here. Shares and example sessions come from the nearest
+label description of each summary (MiniLM), an estimate that `taxonomy label` replaces with LLM labels.
+
+Every LLM answer is validated before use (names: 1-6 words of letters; JSON: the exact structure) and
+retried when it fails. Left out: human-in-the-loop review, more than two levels.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.metrics import silhouette_score
+
+from clickintent.encoder.text import MiniLMEncoder, TextEncoder
+from clickintent.llm.base import LLM, Completion, MalformedOutput, Request
+from clickintent.taxonomy.label import nearest_description_labels
+from clickintent.taxonomy.render import digest_table, prompt, quote, render_table, sample_sessions
+from clickintent.taxonomy.summarize import summarize
+from clickintent.taxonomy.taxonomy import OTHER_ID, Label, Taxonomy, other_label, slugify
+
+log = logging.getLogger(__name__)
+
+Mode = Literal["cluster", "llm"]
+Vectors = Literal["auto", "embeddings", "text", "summaries"]
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9 &'/,+-]*$")
+_STOP = {"a", "an", "the", "and", "or", "of", "for", "to", "in", "on", "with", "your", "my"}
+
+
+@dataclass
+class Generated:
+    """A generated taxonomy and what generation learned about its own sample."""
+
+    taxonomy: Taxonomy
+    assignments: dict[str, str] = field(default_factory=dict)  # session_id -> label id (the sample)
+    summaries: dict[str, str] = field(default_factory=dict)  # session_id -> summary, where made
+
+
+# -- validation of LLM answers ----------------------------------------------------------------------
+
+
+def clean_name(text: str, max_words: int = 6) -> str:
+    """A label or category name from an answer's first line; raises `MalformedOutput` if it is not one."""
+    name = text.strip().split("\n", 1)[0].strip().strip('"').strip().rstrip(".")
+    if not name or not _NAME.match(name) or len(name) > 50 or len(name.split()) > max_words:
+        raise MalformedOutput(f"not a short name: {name[:60]!r}")
+    if name.lower() == "other":
+        raise MalformedOutput("`Other` is reserved")
+    return name[0].upper() + name[1:]
+
+
+def parse_named_cluster(text: str) -> tuple[str, str]:
+    """(name, description) from the continuation of `prompts/name_cluster.txt`."""
+    lines = [ln.strip() for ln in text.strip().split("\n") if ln.strip()]
+    if len(lines) < 2 or not lines[1].startswith("### Description:"):
+        raise MalformedOutput(f"expected a name line and a description line: {text[:80]!r}")
+    name = clean_name(lines[0])
+    desc = lines[1].removeprefix("### Description:").strip()
+    if len(desc.split()) < 3 or len(desc) > 240 or "###" in desc:
+        raise MalformedOutput(f"not a one-line description: {desc[:80]!r}")
+    return name, desc
+
+
+def _check_named_cluster(request: Request, completion: Completion) -> None:
+    parse_named_cluster(completion.text)
+
+
+def _check_category(request: Request, completion: Completion) -> None:
+    clean_name(completion.text, max_words=3)
+
+
+TAXONOMY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "categories": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "labels": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
+                            "required": ["name", "description"],
+                            "additionalProperties": False,
+                        },
+                    },
+                },
+                "required": ["name", "labels"],
+                "additionalProperties": False,
+            },
+        }
+    },
+    "required": ["categories"],
+    "additionalProperties": False,
+}
+
+
+def parse_taxonomy_json(text: str, max_labels: int) -> list[Label]:
+    """Labels from an `llm`-mode answer; raises `MalformedOutput` unless it is exactly the schema's shape."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise MalformedOutput(f"taxonomy answer is not JSON: {e}") from e
+    cats = data.get("categories") if isinstance(data, dict) else None
+    if not isinstance(cats, list) or not cats:
+        raise MalformedOutput("taxonomy answer has no `categories` list")
+    labels: list[Label] = []
+    seen: set[str] = set()
+    for cat in cats:
+        if not isinstance(cat, dict) or not isinstance(cat.get("labels"), list):
+            raise MalformedOutput("each category needs a `name` and a `labels` list")
+        cname = clean_name(str(cat.get("name", "")), max_words=4)
+        for item in cat["labels"]:
+            if not isinstance(item, dict):
+                raise MalformedOutput("each label must be an object")
+            try:
+                name = clean_name(str(item.get("name", "")))
+            except MalformedOutput:
+                if str(item.get("name", "")).strip().lower() == "other":
+                    continue  # the model added the catch-all we add ourselves
+                raise
+            desc = " ".join(str(item.get("description", "")).split())
+            if not desc or len(desc) > 240:
+                raise MalformedOutput(f"label {name!r} needs a one-line description")
+            if name.lower() in seen:
+                raise MalformedOutput(f"label {name!r} appears twice")
+            seen.add(name.lower())
+            labels.append(Label(slugify(name), name, desc, cname))
+    if not labels:
+        raise MalformedOutput("taxonomy answer has no labels")
+    if len(labels) > max_labels:
+        raise MalformedOutput(f"{len(labels)} labels, more than the {max_labels} allowed")
+    return labels
+
+
+# -- cluster mode ----------------------------------------------------------------------------------
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def choose_k(x: np.ndarray, k_max: int, seed: int = 0, k_min: int = 2) -> int:
+    """The k in [k_min, k_max] with the best cosine silhouette (on at most 2,000 points)."""
+    n = x.shape[0]
+    k_max = min(k_max, n - 1)
+    if k_max < k_min:
+        return max(1, min(k_max, n))
+    best_k, best_s = k_min, -2.0
+    for k in range(k_min, k_max + 1):
+        km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(x)
+        s = silhouette_score(x, km.labels_, metric="cosine", sample_size=min(n, 2000), random_state=seed)
+        if s > best_s:
+            best_k, best_s = k, float(s)
+    return best_k
+
+
+def _session_vectors(
+    table: pa.Table,
+    vectors: Vectors,
+    embeddings: pa.Table | None,
+    encoder: TextEncoder,
+    llm: LLM,
+) -> tuple[pa.Table, np.ndarray, dict[str, str]]:
+    """(sessions kept, unit vectors, summaries made) for the chosen vector source."""
+    if vectors == "auto":
+        vectors = "embeddings" if embeddings is not None else "text"
+    if vectors == "embeddings":
+        if embeddings is None:
+            raise ValueError("vectors='embeddings' needs an embeddings table")
+        emb = dict(
+            zip(
+                embeddings.column("session_id").to_pylist(),
+                embeddings.column("embedding").to_pylist(),
+                strict=True,
+            )
+        )
+        ids = table.column("session_id").to_pylist()
+        keep = [i for i, sid in enumerate(ids) if sid in emb]
+        if not keep:
+            raise ValueError("no sampled session has an embedding (do the session ids match?)")
+        table = table.take(keep)
+        return table, _normalize(np.array([emb[s] for s in table.column("session_id").to_pylist()])), {}
+    if vectors == "summaries":
+        summaries = summarize(render_table(table), llm)
+        ids = table.column("session_id").to_pylist()
+        return table, _normalize(encoder.encode([summaries[s] for s in ids])), summaries
+    digests = digest_table(table)
+    return table, _normalize(encoder.encode([digests[s] for s in table.column("session_id").to_pylist()])), {}
+
+
+def _distinctive_pages(events: list[list[dict[str, Any]]], members: np.ndarray, top: int = 4) -> list[str]:
+    """The pages most over-represented in the cluster: share inside x log(share inside / share overall)."""
+    n_all, n_in = len(events), max(1, int(members.sum()))
+    overall: Counter[str] = Counter()
+    inside: Counter[str] = Counter()
+    titles: dict[str, Counter[str]] = {}
+    for evs, m in zip(events, members, strict=True):
+        pages = {e["page"] for e in evs if e.get("page")}
+        overall.update(pages)
+        if m:
+            inside.update(pages)
+            for e in evs:
+                if e.get("page") and e.get("page_title"):
+                    titles.setdefault(e["page"], Counter())[e["page_title"]] += 1
+    scored = []
+    for page, c in inside.items():
+        p_in, p_all = c / n_in, overall[page] / n_all
+        scored.append((p_in * np.log(p_in / p_all), page))
+    out = []
+    for _, page in sorted(scored, reverse=True)[:top]:
+        title = titles.get(page, Counter()).most_common(1)
+        parts = [quote(page, 60), quote(title[0][0], 60) if title else None]
+        out.append(" ".join(p for p in parts if p))
+    return out
+
+
+def _top_searches(events: list[list[dict[str, Any]]], members: np.ndarray, top: int = 3) -> list[str]:
+    c: Counter[str] = Counter()
+    for evs, m in zip(events, members, strict=True):
+        if m:
+            c.update({e["search_query"] for e in evs if e.get("search_query")})
+    return [q for q in (quote(s, 60) for s, _ in c.most_common(top)) if q]
+
+
+def _cluster_block(pages: list[str], searches: list[str], summaries: list[str]) -> str:
+    lines = [
+        "Typical pages: " + ("; ".join(pages) or "none"),
+        "Searches: " + ("; ".join(searches) or "none"),
+        "Visits:",
+        *[f"- {s}" for s in summaries],
+    ]
+    return "\n".join(lines)
+
+
+def _name_key(name: str) -> frozenset[str]:
+    words = {w.rstrip("s") for w in re.findall(r"[a-z0-9]+", name.lower())}
+    return frozenset(words - _STOP)
+
+
+def merge_duplicates(names: Sequence[str], encoder: TextEncoder, cosine: float) -> list[int]:
+    """For each name, the index of the first name it duplicates (itself when none).
+
+    Duplicates: the same content words (plurals folded), or name vectors with cosine >= `cosine`.
+    """
+    if not names:
+        return []
+    vecs = _normalize(encoder.encode(list(names)))
+    keys = [_name_key(n) for n in names]
+    root = list(range(len(names)))
+    for j in range(len(names)):
+        for i in range(j):
+            if root[i] == i and (keys[i] == keys[j] or float(vecs[i] @ vecs[j]) >= cosine):
+                root[j] = i
+                break
+    return root
+
+
+def generate_cluster(
+    sessions: pa.Table,
+    llm: LLM,
+    *,
+    max_labels: int = 12,
+    sample: int | None = 2000,
+    seed: int = 0,
+    embeddings: pa.Table | None = None,
+    vectors: Vectors = "auto",
+    text_encoder: TextEncoder | None = None,
+    n_clusters: int | None = None,
+    representatives: int = 4,
+    min_share: float = 0.01,
+    max_categories: int = 5,
+    merge_cosine: float = 0.9,
+) -> Generated:
+    """A taxonomy from clusters of session vectors, named by the LLM (see the module docstring)."""
+    encoder = text_encoder or MiniLMEncoder()
+    table = sample_sessions(sessions, sample, seed)
+    table, x, summaries = _session_vectors(table, vectors, embeddings, encoder, llm)
+    ids = table.column("session_id").to_pylist()
+    events = table.column("events").to_pylist()
+    n = len(ids)
+    k = n_clusters or choose_k(x, max_labels, seed)
+    k = max(1, min(k, max_labels, n))
+    km = KMeans(n_clusters=k, n_init=5, random_state=seed).fit(x)
+    assign = km.labels_.copy()
+    sizes = np.bincount(assign, minlength=k)
+    kept = [c for c in range(k) if sizes[c] / n >= min_share and sizes[c] > 0]
+    log.info("cluster mode: %d sessions, k=%d, %d clusters kept", n, k, len(kept))
+
+    # Representatives: the sessions nearest each centre, summarised (cached) for the naming prompt.
+    centres = _normalize(km.cluster_centers_)
+    reps: dict[int, list[int]] = {}
+    for c in kept:
+        members = np.flatnonzero(assign == c)
+        order = np.argsort(-(x[members] @ centres[c]))
+        reps[c] = [int(i) for i in members[order[:representatives]]]
+    texts = render_table(table.take([i for c in kept for i in reps[c]]))
+    todo = {sid: t for sid, t in texts.items() if sid not in summaries}
+    summaries.update(summarize(todo, llm, step="summaries (representatives)") if todo else {})
+
+    requests = []
+    for c in kept:
+        members = assign == c
+        block = _cluster_block(
+            _distinctive_pages(events, members),
+            _top_searches(events, members),
+            [summaries[ids[i]] for i in reps[c]],
+        )
+        requests.append(
+            Request(prompt("name_cluster", cluster=block), max_tokens=64, stop=("\n\n", "### Cluster"))
+        )
+    named = [
+        parse_named_cluster(c.text) for c in llm.run(requests, "cluster names", check=_check_named_cluster)
+    ]
+
+    # Merge near-duplicate names: the larger cluster keeps its name and description.
+    by_size = sorted(range(len(kept)), key=lambda j: -sizes[kept[j]])
+    root = merge_duplicates([named[j][0] for j in by_size], encoder, merge_cosine)
+    groups: dict[int, list[int]] = {}
+    for pos, j in enumerate(by_size):
+        groups.setdefault(by_size[root[pos]], []).append(j)
+
+    label_of_cluster: dict[int, int] = {}
+    heads = list(groups)
+    for g, head in enumerate(heads):
+        for j in groups[head]:
+            label_of_cluster[kept[j]] = g
+    label_idx = np.array([label_of_cluster.get(int(c), -1) for c in assign])
+
+    # Categories: agglomerate the label centres, then name each group from its label names.
+    label_centres = _normalize(np.stack([x[label_idx == g].mean(axis=0) for g in range(len(heads))]))
+    n_cat = min(max_categories, max(1, round(np.sqrt(len(heads)))), len(heads))
+    if n_cat > 1:
+        cat_of = AgglomerativeClustering(n_clusters=n_cat, metric="cosine", linkage="average").fit_predict(
+            label_centres
+        )
+    else:
+        cat_of = np.zeros(len(heads), int)
+    cat_requests = []
+    for cat in range(n_cat):
+        names = [named[heads[g]][0] for g in range(len(heads)) if cat_of[g] == cat]
+        listed = "; ".join(q for q in (quote(nm, 60) for nm in names) if q)
+        cat_requests.append(Request(prompt("name_category", labels=listed), max_tokens=8, stop=("\n",)))
+    cat_names = [
+        clean_name(c.text, 3) for c in llm.run(cat_requests, "category names", check=_check_category)
+    ]
+
+    labels: list[Label] = []
+    assignments: dict[str, str] = {}
+    for g, head in enumerate(heads):
+        members = np.flatnonzero(label_idx == g)
+        name, desc = named[head]
+        examples = [ids[i] for j in groups[head] for i in reps[kept[j]]][:5]
+        labels.append(Label(slugify(name), name, desc, cat_names[cat_of[g]], examples, len(members) / n))
+    others = np.flatnonzero(label_idx == -1)
+    labels.append(other_label(len(others) / n, [ids[i] for i in others[:5]]))
+    tax = Taxonomy.create(
+        labels,
+        mode="cluster",
+        generator={
+            "backend": llm.name,
+            "model": llm.model,
+            "sessions": n,
+            "vectors": vectors if vectors != "auto" else ("embeddings" if embeddings is not None else "text"),
+            "text_model": encoder.name,
+            "k": k,
+            "seed": seed,
+            "max_labels": max_labels,
+            "usage": {step: u.to_dict() for step, u in llm.usage.items()},
+        },
+    )
+    id_of = [lb.id for lb in tax.labels]
+    for i, sid in enumerate(ids):
+        assignments[sid] = id_of[label_idx[i]] if label_idx[i] >= 0 else OTHER_ID
+    return Generated(tax, assignments, summaries)
+
+
+# -- llm mode (TnT-LLM) ----------------------------------------------------------------------------
+
+
+def _taxonomy_json(labels: list[Label]) -> str:
+    cats: dict[str, list[dict[str, str]]] = {}
+    for lb in labels:
+        cats.setdefault(lb.category, []).append({"name": lb.name, "description": lb.description})
+    return json.dumps({"categories": [{"name": c, "labels": v} for c, v in cats.items()]}, indent=1)
+
+
+def generate_llm(
+    sessions: pa.Table,
+    llm: LLM,
+    *,
+    max_labels: int = 12,
+    sample: int | None = 2000,
+    seed: int = 0,
+    batch_size: int = 100,
+    max_categories: int = 5,
+    text_encoder: TextEncoder | None = None,
+) -> Generated:
+    """A taxonomy written by the LLM from minibatches of summaries: generate, update, review."""
+    table = sample_sessions(sessions, sample, seed)
+    summaries = summarize(render_table(table), llm)
+    ids = list(summaries)
+    rng = np.random.default_rng(seed)
+    order = [ids[i] for i in rng.permutation(len(ids))]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    system = prompt("llm_system")
+    schema = json.dumps(TAXONOMY_SCHEMA)
+    limits = {"max_labels": str(max_labels), "max_categories": str(max_categories)}
+
+    def check(request: Request, completion: Completion) -> None:
+        parse_taxonomy_json(completion.text, max_labels)
+
+    def ask(text: str, step: str) -> list[Label]:
+        req = Request(text, system=system, max_tokens=2048, json_schema=schema)
+        return parse_taxonomy_json(llm.run_one(req, step, check=check).text, max_labels)
+
+    def listed(batch: list[str]) -> str:
+        return "\n".join(f"- {json.dumps(summaries[s], ensure_ascii=False)}" for s in batch)
+
+    labels = ask(prompt("llm_generate", summaries=listed(batches[0]), **limits), "taxonomy generate")
+    for b, batch in enumerate(batches[1:], start=2):
+        labels = ask(
+            prompt("llm_update", taxonomy=_taxonomy_json(labels), summaries=listed(batch), **limits),
+            f"taxonomy update {b}/{len(batches)}",
+        )
+    labels = ask(prompt("llm_review", taxonomy=_taxonomy_json(labels), **limits), "taxonomy review")
+
+    draft = Taxonomy.create(labels, mode="llm")
+    nearest = nearest_description_labels(summaries, draft, text_encoder)
+    counts = Counter(lid for lid, _ in nearest.values())
+    for lb in draft.labels:
+        lb.share = counts.get(lb.id, 0) / max(1, len(ids))
+        lb.examples = [sid for sid in ids if nearest[sid][0] == lb.id][:5]
+    tax = Taxonomy.create(
+        draft.labels,
+        mode="llm",
+        generator={
+            "backend": llm.name,
+            "model": llm.model,
+            "sessions": len(ids),
+            "batch_size": batch_size,
+            "seed": seed,
+            "max_labels": max_labels,
+            "share_method": "nearest label description of each summary (MiniLM)",
+            "usage": {step: u.to_dict() for step, u in llm.usage.items()},
+        },
+    )
+    return Generated(tax, {sid: lid for sid, (lid, _) in nearest.items()}, summaries)
+
+
+def build_taxonomy(sessions: pa.Table, llm: LLM, mode: Mode = "cluster", **kwargs: Any) -> Generated:
+    """`generate_cluster` or `generate_llm`, by `mode`."""
+    if mode == "cluster":
+        return generate_cluster(sessions, llm, **kwargs)
+    if mode == "llm":
+        return generate_llm(sessions, llm, **kwargs)
+    raise ValueError(f"unknown mode {mode!r}; expected 'cluster' or 'llm'")

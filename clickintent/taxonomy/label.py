@@ -1,0 +1,160 @@
+"""LLM labels: exactly one taxonomy label (or `other`) per session, restricted, with a confidence.
+
+The prompt (`prompts/label.txt`) lists every label with its description, shows one rendered example
+session per label (the taxonomy's own example ids, when those sessions are in the table), then the
+session to label, and ends with `### Label:`. The answer is restricted to the label names: a scoring
+backend (the local Gemma) returns the log-likelihood of every name, a grammar/JSON-schema backend returns
+one name, and `LLM.run` rejects anything that is not a name. Nothing the model writes is used except
+through that lookup.
+
+Confidence, from what the backend returned:
+- choice scores: softmax over the calibrated scores. Calibration subtracts each name's score on a
+  content-free session ("contextual calibration", Zhao et al. 2021, https://arxiv.org/abs/2102.09690),
+  which removes the model's prior for short or recently-shown names; the label is the calibrated argmax;
+- token log-probabilities only: the probability of the chosen name's tokens;
+- neither (a hosted API without logprobs): 1.0, and the table says so only through that constant.
+
+`nearest_description_labels` is the non-LLM baseline: the label whose "name: description" text vector is
+nearest the session's text vector (all-MiniLM-L6-v2). Left out: multi-label output, active re-labelling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import pyarrow as pa
+
+from clickintent import schema
+from clickintent.encoder.text import MiniLMEncoder, TextEncoder
+from clickintent.llm.base import LLM, Completion, Request
+from clickintent.taxonomy.render import prompt, render_session, render_table, sample_sessions
+from clickintent.taxonomy.taxonomy import Taxonomy
+
+STEP = "labels"
+DEFAULT_SAMPLE = 2000
+CONTENT_FREE = 'device="unknown"; events=0\n1. page_view page="/" title="N/A"'
+
+
+def _labels_block(taxonomy: Taxonomy) -> str:
+    return "\n".join(f"- {lb.name}: {lb.description}" for lb in taxonomy.labels)
+
+
+def _examples_block(taxonomy: Taxonomy, sessions: pa.Table | None, max_events: int = 8) -> str:
+    """One rendered example visit per label (its first example id found in `sessions`)."""
+    if sessions is None or not any(lb.examples for lb in taxonomy.labels):
+        return ""
+    wanted = {lb.examples[0]: lb.name for lb in taxonomy.labels if lb.examples}
+    ids = sessions.column("session_id").to_pylist()
+    rows = {sid: i for i, sid in enumerate(ids) if sid in wanted}
+    parts = []
+    for lb in taxonomy.labels:
+        sid = next((s for s in lb.examples if s in rows), None)
+        if sid is None:
+            continue
+        row = sessions.slice(rows[sid], 1).to_pylist()[0]
+        text = render_session(row["events"], row.get("platform"), max_events=max_events)
+        parts.append(f"### Visit\n{text}\n### Label: {lb.name}\n\n")
+    return "".join(parts)
+
+
+def label_prompt(taxonomy: Taxonomy, session_text: str, examples: str = "") -> str:
+    return prompt("label", labels=_labels_block(taxonomy), examples=examples, session=session_text)
+
+
+def label_request(taxonomy: Taxonomy, session_text: str, examples: str = "") -> Request:
+    return Request(
+        label_prompt(taxonomy, session_text, examples), max_tokens=16, choices=tuple(taxonomy.names)
+    )
+
+
+def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
+    m = max(scores.values())
+    e = {k: math.exp(v - m) for k, v in scores.items()}
+    z = sum(e.values())
+    return {k: v / z for k, v in e.items()}
+
+
+def decide(completion: Completion, prior: Mapping[str, float] | None) -> tuple[str, float]:
+    """(label name, confidence) from one restricted answer; see the module docstring."""
+    if completion.choice_logprobs:
+        scores = dict(completion.choice_logprobs)
+        if prior:
+            scores = {k: v - prior.get(k, 0.0) for k, v in scores.items()}
+        probs = _softmax(scores)
+        best = max(probs, key=lambda k: probs[k])
+        return best, probs[best]
+    lp = completion.logprob
+    return completion.text, (1.0 if lp is None else float(min(1.0, math.exp(lp))))
+
+
+def label_sessions(
+    sessions: pa.Table,
+    taxonomy: Taxonomy,
+    llm: LLM,
+    *,
+    sample: int | None = DEFAULT_SAMPLE,
+    seed: int = 0,
+    calibrate: bool = True,
+    examples: bool = True,
+    step: str = STEP,
+) -> pa.Table:
+    """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions`."""
+    table = sample_sessions(sessions, sample, seed)
+    texts = render_table(table)
+    shots = _examples_block(taxonomy, sessions) if examples else ""
+    prior: dict[str, float] | None = None
+    if calibrate:
+        ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, shots), f"{step} (calibration)")
+        prior = ref.choice_logprobs  # None for backends that cannot score every choice
+    ids = list(texts)
+    out = llm.run([label_request(taxonomy, texts[i], shots) for i in ids], step)
+    names, confs = [], []
+    for c in out:
+        name, conf = decide(c, prior)
+        names.append(taxonomy.by_name(name).id)
+        confs.append(conf)
+    return _labels_table(ids, names, confs, "llm", taxonomy.version)
+
+
+def _labels_table(
+    ids: list[str], intents: list[str], confs: list[float], source: str, version: str
+) -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "session_id": pa.array(ids, pa.string()),
+            "intent": pa.array(intents, pa.string()),
+            "confidence": pa.array(confs, pa.float32()),
+            "source": pa.array([source] * n, pa.string()),
+            "taxonomy_version": pa.array([version] * n, pa.string()),
+        },
+        schema=schema.LABELS,
+    )
+
+
+def nearest_description_labels(
+    texts: Mapping[str, str],
+    taxonomy: Taxonomy,
+    encoder: TextEncoder | None = None,
+    *,
+    other_below: float = 0.0,
+) -> dict[str, tuple[str, float]]:
+    """session_id -> (label id, cosine) by nearest "name: description" vector; no LLM.
+
+    Sessions whose best cosine is below `other_below` get `other`; `other` itself is never nearest.
+    """
+    enc = encoder or MiniLMEncoder()
+    labels = [lb for lb in taxonomy.labels if lb.id != "other"]
+    if not labels or not texts:
+        return {sid: ("other", 0.0) for sid in texts}
+    lv = enc.encode([f"{lb.name}: {lb.description}" for lb in labels])
+    ids = list(texts)
+    sv = enc.encode([texts[i] for i in ids])
+    sims = sv @ lv.T
+    best = sims.argmax(axis=1)
+    out = {}
+    for i, sid in enumerate(ids):
+        cos = float(sims[i, best[i]])
+        out[sid] = ("other", cos) if cos < other_below else (labels[int(best[i])].id, cos)
+    return out
