@@ -204,7 +204,7 @@ def _ordered_batches(con: duckdb.DuckDBPyConnection, path: Path, batch_rows: int
         yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
         return
     rel = con.sql(f"SELECT {', '.join(schema.EVENTS.names)} FROM read_parquet('{path}') ORDER BY {ORDER}")
-    yield from rel.fetch_arrow_reader(batch_rows)
+    yield from rel.to_arrow_reader(batch_rows)
 
 
 def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.RecordBatch]:

@@ -76,7 +76,7 @@ def make_sessions(per_intent: int = 6, inject: str | None = None) -> pa.Table:
             events = []
             for k, (etype, page, title, query) in enumerate(kept):
                 if inject is not None:
-                    title = f"{title} | {inject}" if title else title
+                    title = f"{title} - {inject}" if title else title
                     query = f"{query} {inject}" if query else query
                 events.append(
                     {
@@ -177,8 +177,8 @@ def test_neutralize_leaves_ordinary_titles_alone() -> None:
 
 def test_long_sessions_keep_their_first_and_last_events() -> None:
     events = [{"event_type": "page_view", "page": f"/p{i}"} for i in range(40)]
-    text = render_session(events, max_events=9)
-    assert '"/p0"' in text and '"/p39"' in text and "... 31 more events ..." in text
+    text = render_session(events, max_steps=9)
+    assert '"/p0"' in text and '"/p39"' in text and "... 31 more steps ..." in text
     assert len(text.split("\n")) == 1 + 9 + 1
 
 

@@ -87,15 +87,20 @@ def url_tokens(page: str, max_tokens: int) -> list[str]:
     return tokens[:max_tokens]
 
 
-def _host(url: str) -> str:
-    if "//" not in url and "/" not in url and "." not in url:
+def _hostname(url: str) -> str:
+    """The lower-case host of a URL ('' for opaque keys and labels such as 'google')."""
+    if "/" not in url and "." not in url:
         return ""
     try:
         host = urlsplit(url if "//" in url or url.startswith("/") else "//" + url).hostname or ""
     except ValueError:
         return ""
-    labels = host.lower().removeprefix("www.").split(".")
-    # a crude registered domain: the last two labels, three for e.g. bank.co.uk
+    return host.lower().removeprefix("www.")
+
+
+def _host(url: str) -> str:
+    """The site of a URL: a crude registered domain (last two labels, three for e.g. bank.co.uk)."""
+    labels = _hostname(url).split(".")
     keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3 else 2
     return ".".join(labels[-keep:])
 
@@ -105,7 +110,7 @@ def referrer_kind(referrer: str | None) -> str:
     if referrer is None or not referrer.strip() or referrer.strip().lower() in ("direct", "none", "(direct)"):
         return "direct"
     text = referrer.strip().lower()
-    host = _host(text) or text
+    host = _hostname(text) or text
     if "utm_medium=email" in text or any(h in host for h in EMAIL_HINTS):
         return "email"
     if any(s in host for s in SEARCH_ENGINES):

@@ -39,7 +39,7 @@ class EncoderConfig:
     n_heads: int = 4  # attention heads; d_model must divide by it
     d_ff: int = 128  # hidden width of each block's MLP
     out_dim: int = 64  # width of the session embedding
-    dropout: float = 0.1  # dropout on event vectors, attention and residual branches
+    dropout: float = 0.1  # dropout on the residual branches of the blocks
     use_text: bool = True  # ablation switch: page-title and search-query vectors
 
     def for_vocab(self, vocab: Vocab) -> EncoderConfig:
@@ -99,7 +99,8 @@ class EventEmbedding(nn.Module):
         self.cls = nn.Parameter(torch.zeros(D))
         self.mask = nn.Parameter(torch.zeros(D))  # replaces the whole content of a masked event
         self.ln = nn.LayerNorm(D)
-        self.drop = nn.Dropout(cfg.dropout)
+        # No dropout on the event vectors: on toy data it cut a linear topic probe on the contrastive
+        # embedding from 0.95 to 0.58 (dropout inside the blocks did no harm), so it is left out.
 
     def forward(self, b: EventBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T = b.page.shape  # sessions, events
@@ -121,7 +122,7 @@ class EventEmbedding(nn.Module):
             x = torch.where(mask[..., None], self.mask.to(x.dtype), x)
         x = torch.cat([self.cls.expand(B, 1, -1), x], dim=1)  # [B, 1+T, D]
         x = x + self.pos(torch.arange(T + 1, device=x.device))
-        return self.drop(self.ln(x))
+        return self.ln(x)
 
 
 class SelfAttention(nn.Module):

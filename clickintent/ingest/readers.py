@@ -181,7 +181,7 @@ def _csv(path: Path, names: list[str], delim: str, batch_rows: int) -> Iterator[
         "escape='\"', store_rejects=true, max_line_size=8388608, parallel=false)",
         params=[str(path), columns, delim],
     )
-    reader = rel.fetch_arrow_reader(batch_rows)
+    reader = rel.to_arrow_reader(batch_rows)
     row = 1
     for batch in reader:
         yield RawBatch(batch, row)

@@ -60,9 +60,20 @@ class AppBatch:
     conversions: pa.Table
 
 
-def generate_app(rng: np.random.Generator, world: World, people: People, days: int, t0_us: int,
-                 first_session: int, first_view: int, app_ids: pa.Array, customer_ids: pa.Array,
-                 past_clicks: np.ndarray, recent: dict[str, np.ndarray], signal: float) -> AppBatch:
+def generate_app(
+    rng: np.random.Generator,
+    world: World,
+    people: People,
+    days: int,
+    t0_us: int,
+    first_session: int,
+    first_view: int,
+    app_ids: pa.Array,
+    customer_ids: pa.Array,
+    past_clicks: np.ndarray,
+    recent: dict[str, np.ndarray],
+    signal: float,
+) -> AppBatch:
     """App sessions and home-page views of one batch of people."""
     cfg = world.cfg
     person = np.repeat(np.arange(people.n), rng.poisson(people.app_rate * days))
@@ -125,75 +136,101 @@ def generate_app(rng: np.random.Generator, world: World, people: People, days: i
     prod = best[ev_sess]
     slugs = s.take([p.slug for p in PRODUCTS], prod)
     names = s.take([p.name for p in PRODUCTS], prod)
-    screens_url, screens_title = s.take([x[0] for x in SCREENS], ev_screen), s.take([x[1] for x in SCREENS], ev_screen)
-    url = _by_kind(ev_kind, ["app://home", s.cat("app://home/tiles/", slugs), s.cat("app://offers/", slugs),
-                             s.cat("app://apply/", slugs), screens_url])
+    screens_url, screens_title = (
+        s.take([x[0] for x in SCREENS], ev_screen),
+        s.take([x[1] for x in SCREENS], ev_screen),
+    )
+    url = _by_kind(
+        ev_kind,
+        [
+            "app://home",
+            s.cat("app://home/tiles/", slugs),
+            s.cat("app://offers/", slugs),
+            s.cat("app://apply/", slugs),
+            screens_url,
+        ],
+    )
     title = _by_kind(ev_kind, ["Home", names, names, s.cat("Apply: ", names), screens_title])
-    etype = np.array([KNOWN_EVENT_TYPES.index(e) for e in ("app_open", "tile_click", "page_view", "form_submit", "page_view")])
+    etype = np.array(
+        [KNOWN_EVENT_TYPES.index(e) for e in ("app_open", "tile_click", "page_view", "form_submit", "page_view")]
+    )
     vid = app_ids.take(pa.array(person))
     cust = customer_ids.take(pa.array(person))
     device = s.take(DEVICES, (people.first_id + person) % 2)
     ev = pa.array(ev_sess)
-    events = pa.table({
-        "visitor_id": vid.take(ev),
-        "ts": pa.array(ev_ts).cast(TS),
-        "url": url,
-        "page_title": title,
-        "event_type": s.take(KNOWN_EVENT_TYPES, etype[ev_kind]),
-        "device": device.take(ev),
-        "referrer": pa.nulls(len(ev_sess), pa.string()),
-        "search_query": pa.nulls(len(ev_sess), pa.string()),
-        "dwell_ms": pa.array(dwell, mask=dwell_null),
-        "platform": pa.repeat("app", len(ev_sess)),
-        "customer_id": cust.take(ev),
-        "session_id": pa.nulls(len(ev_sess), pa.string()),
-    })
+    events = pa.table(
+        {
+            "visitor_id": vid.take(ev),
+            "ts": pa.array(ev_ts).cast(TS),
+            "url": url,
+            "page_title": title,
+            "event_type": s.take(KNOWN_EVENT_TYPES, etype[ev_kind]),
+            "device": device.take(ev),
+            "referrer": pa.nulls(len(ev_sess), pa.string()),
+            "search_query": pa.nulls(len(ev_sess), pa.string()),
+            "dwell_ms": pa.array(dwell, mask=dwell_null),
+            "platform": pa.repeat("app", len(ev_sess)),
+            "customer_id": cust.take(ev),
+            "session_id": pa.nulls(len(ev_sess), pa.string()),
+        }
+    )
 
     sid = session_ids(first_session, V)
     names_i = [i.name for i in world.intents]
-    sessions = pa.table({
-        "sim_session_id": sid,
-        "visitor_id": vid,
-        "platform": pa.repeat("app", V),
-        "start": pa.array(start).cast(TS),
-        "end": pa.array(end).cast(TS),
-        "n_events": pa.array(n_events.astype(np.int32)),
-        "person_id": pa.array(people.first_id + person),
-        "customer_id": cust,
-        "logged_in": pa.repeat(True, V),
-        "intent": pa.nulls(V, pa.string()),
-        "intents": pa.ListArray.from_arrays(pa.array(np.zeros(V + 1, np.int32)), pa.array([], pa.string())),
-        "is_bot": pa.repeat(False, V),
-        "is_mixed": pa.repeat(False, V),
-        "product": pa.nulls(V, pa.string()),
-    }, schema=SESSIONS)
+    sessions = pa.table(
+        {
+            "sim_session_id": sid,
+            "visitor_id": vid,
+            "platform": pa.repeat("app", V),
+            "start": pa.array(start).cast(TS),
+            "end": pa.array(end).cast(TS),
+            "n_events": pa.array(n_events.astype(np.int32)),
+            "person_id": pa.array(people.first_id + person),
+            "customer_id": cust,
+            "logged_in": pa.repeat(True, V),
+            "intent": pa.nulls(V, pa.string()),
+            "intents": pa.ListArray.from_arrays(pa.array(np.zeros(V + 1, np.int32)), pa.array([], pa.string())),
+            "is_bot": pa.repeat(False, V),
+            "is_mixed": pa.repeat(False, V),
+            "product": pa.nulls(V, pa.string()),
+        },
+        schema=SESSIONS,
+    )
 
     view_id = s.cat("V", s.digits(np.arange(first_view, first_view + V), 9))
     tiles = order[shown[np.arange(V)[:, None], order]]  # shown products in ranker order, row by row
     has_recent = r_intent >= 0
-    app_home = pa.table({
-        "view_id": view_id,
-        "sim_session_id": sid,
-        "customer_id": cust,
-        "visitor_id": vid,
-        "ts": pa.array(start).cast(TS),
-        "tiles_shown": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(k)].astype(np.int32)), s.take(PRODUCT_IDS, tiles)),
-        "tile_clicked": s.if_else(clicked, s.take(PRODUCT_IDS, best), s.NULL_STR),
-        "click_ts": pa.array(start + click_off, mask=~clicked).cast(TS),
-        "recent_intent": s.if_else(has_recent, s.take(names_i, np.maximum(r_intent, 0)), s.NULL_STR),
-        "recent_session_id": s.if_else(has_recent, s.cat("S", s.digits(np.maximum(r_session, 0), 9)), s.NULL_STR),
-    }, schema=APP_HOME)
+    app_home = pa.table(
+        {
+            "view_id": view_id,
+            "sim_session_id": sid,
+            "customer_id": cust,
+            "visitor_id": vid,
+            "ts": pa.array(start).cast(TS),
+            "tiles_shown": pa.ListArray.from_arrays(
+                pa.array(np.r_[0, np.cumsum(k)].astype(np.int32)), s.take(PRODUCT_IDS, tiles)
+            ),
+            "tile_clicked": s.if_else(clicked, s.take(PRODUCT_IDS, best), s.NULL_STR),
+            "click_ts": pa.array(start + click_off, mask=~clicked).cast(TS),
+            "recent_intent": s.if_else(has_recent, s.take(names_i, np.maximum(r_intent, 0)), s.NULL_STR),
+            "recent_session_id": s.if_else(has_recent, s.cat("S", s.digits(np.maximum(r_session, 0), 9)), s.NULL_STR),
+        },
+        schema=APP_HOME,
+    )
 
-    conversions = pa.table({
-        "person_id": pa.array(people.first_id + person[a]),
-        "customer_id": cust.take(pa.array(a)),
-        "visitor_id": vid.take(pa.array(a)),
-        "product": s.take(PRODUCT_IDS, best[a]),
-        "ts": pa.array(start[a] + apply_off[a]).cast(TS),
-        "channel": pa.repeat("app", len(a)),
-        "web_session_id": pa.nulls(len(a), pa.string()),
-        "app_view_id": view_id.take(pa.array(a)),
-    }, schema=CONVERSIONS)
+    conversions = pa.table(
+        {
+            "person_id": pa.array(people.first_id + person[a]),
+            "customer_id": cust.take(pa.array(a)),
+            "visitor_id": vid.take(pa.array(a)),
+            "product": s.take(PRODUCT_IDS, best[a]),
+            "ts": pa.array(start[a] + apply_off[a]).cast(TS),
+            "channel": pa.repeat("app", len(a)),
+            "web_session_id": pa.nulls(len(a), pa.string()),
+            "app_view_id": view_id.take(pa.array(a)),
+        },
+        schema=CONVERSIONS,
+    )
     return AppBatch(events, sessions, app_home, conversions)
 
 
@@ -212,8 +249,9 @@ def _cumsum_within(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     return cs - base
 
 
-def _recent(recent: dict[str, np.ndarray], person: np.ndarray, ts_us: np.ndarray,
-            lookback_days: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _recent(
+    recent: dict[str, np.ndarray], person: np.ndarray, ts_us: np.ndarray, lookback_days: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each view, the person's latest web session that ended before it within the lookback:
     its intent (-1 if none), its global session number and its age in days."""
     key_scale = 10**10  # seconds; persons are batch-local, so keys stay far below 2**63
@@ -226,7 +264,11 @@ def _recent(recent: dict[str, np.ndarray], person: np.ndarray, ts_us: np.ndarray
     j = order[np.maximum(i, 0)]
     age = (ts_us - recent["end_us"][j]) / DAY_US
     ok &= (recent["person"][j] == person) & (age <= lookback_days) & (age > 0)
-    return np.where(ok, recent["intent"][j], -1), np.where(ok, recent["session"][j], -1), np.where(ok, age, 0.0)
+    return (
+        np.where(ok, recent["intent"][j], -1),
+        np.where(ok, recent["session"][j], -1),
+        np.where(ok, age, 0.0),
+    )
 
 
 def _by_kind(kind: np.ndarray, options: list[pa.Array | str]) -> pa.Array:

@@ -10,6 +10,7 @@ only URL, title and the kind of page (which sets dwell and form events).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from clickintent.sim.products import PRODUCT_IDS, PRODUCTS
@@ -192,11 +193,41 @@ def _auto() -> list[Page]:
         Page("/auto-loans/dealer-network", _t("Find a dealer", sec), "auto_hub", "hub"),
         Page("/auto-loans/new-car", _t("New car loans", sec), "auto_purchase", "product", "auto_loan", 2.0),
         Page("/auto-loans/used-car", _t("Used car loans", sec), "auto_purchase", "product", "auto_loan", 2.0),
-        Page("/auto-loans/private-party", _t("Private party loans", sec), "auto_purchase", "product", "auto_loan"),
-        Page("/auto-loans/refinance", _t("Refinance your car", sec), "auto_refi", "product", "auto_refinance", 3.0),
-        Page("/auto-loans/lease-buyout", _t("Lease buyout loans", sec), "auto_refi", "product", "auto_refinance"),
-        Page("/auto-loans/payment-calculator", _t("Car payment calculator", sec), "auto_tools", "calculator", weight=2.0),
-        Page("/auto-loans/refinance-calculator", _t("Auto refinance calculator", sec), "auto_tools", "calculator"),
+        Page(
+            "/auto-loans/private-party",
+            _t("Private party loans", sec),
+            "auto_purchase",
+            "product",
+            "auto_loan",
+        ),
+        Page(
+            "/auto-loans/refinance",
+            _t("Refinance your car", sec),
+            "auto_refi",
+            "product",
+            "auto_refinance",
+            3.0,
+        ),
+        Page(
+            "/auto-loans/lease-buyout",
+            _t("Lease buyout loans", sec),
+            "auto_refi",
+            "product",
+            "auto_refinance",
+        ),
+        Page(
+            "/auto-loans/payment-calculator",
+            _t("Car payment calculator", sec),
+            "auto_tools",
+            "calculator",
+            weight=2.0,
+        ),
+        Page(
+            "/auto-loans/refinance-calculator",
+            _t("Auto refinance calculator", sec),
+            "auto_tools",
+            "calculator",
+        ),
         Page("/auto-loans/learn/how-much-car", _t("How much car can I afford", sec), "auto_tools", "article"),
     ]
 
@@ -220,18 +251,80 @@ def _home_loans() -> list[Page]:
     ):
         pages.append(Page(f"/home-loans/purchase/{slug}", _t(name, sec), "mortgage_product", "product", "mortgage"))
     pages += [
-        Page("/home-loans/mortgage-calculator", _t("Mortgage calculator", sec), "mortgage_tools", "calculator", weight=3.0),
-        Page("/home-loans/affordability-calculator", _t("Home affordability calculator", sec), "mortgage_tools", "calculator", weight=2.0),
-        Page("/home-loans/closing-cost-calculator", _t("Closing cost calculator", sec), "mortgage_tools", "calculator"),
-        Page("/home-loans/refinance", _t("Refinance your mortgage", sec), "refi_product", "product", "mortgage_refinance", 3.0),
-        Page("/home-loans/refinance/rate-and-term", _t("Rate-and-term refinance", sec), "refi_product", "product", "mortgage_refinance"),
-        Page("/home-loans/refinance/cash-out", _t("Cash-out refinance", sec), "refi_product", "product", "mortgage_refinance"),
-        Page("/home-loans/refinance-calculator", _t("Refinance calculator", sec), "refi_product", "calculator", "mortgage_refinance", 2.0),
-        Page("/home-loans/refinance/rates", _t("Refinance rates", sec), "refi_product", "compare", "mortgage_refinance"),
+        Page(
+            "/home-loans/mortgage-calculator",
+            _t("Mortgage calculator", sec),
+            "mortgage_tools",
+            "calculator",
+            weight=3.0,
+        ),
+        Page(
+            "/home-loans/affordability-calculator",
+            _t("Home affordability calculator", sec),
+            "mortgage_tools",
+            "calculator",
+            weight=2.0,
+        ),
+        Page(
+            "/home-loans/closing-cost-calculator",
+            _t("Closing cost calculator", sec),
+            "mortgage_tools",
+            "calculator",
+        ),
+        Page(
+            "/home-loans/refinance",
+            _t("Refinance your mortgage", sec),
+            "refi_product",
+            "product",
+            "mortgage_refinance",
+            3.0,
+        ),
+        Page(
+            "/home-loans/refinance/rate-and-term",
+            _t("Rate-and-term refinance", sec),
+            "refi_product",
+            "product",
+            "mortgage_refinance",
+        ),
+        Page(
+            "/home-loans/refinance/cash-out",
+            _t("Cash-out refinance", sec),
+            "refi_product",
+            "product",
+            "mortgage_refinance",
+        ),
+        Page(
+            "/home-loans/refinance-calculator",
+            _t("Refinance calculator", sec),
+            "refi_product",
+            "calculator",
+            "mortgage_refinance",
+            2.0,
+        ),
+        Page(
+            "/home-loans/refinance/rates",
+            _t("Refinance rates", sec),
+            "refi_product",
+            "compare",
+            "mortgage_refinance",
+        ),
         Page("/home-equity", _t("Home equity"), "home_equity", "hub", "heloc", 2.0),
-        Page("/home-equity/heloc", _t("Home equity line of credit", sec), "home_equity", "product", "heloc", 3.0),
+        Page(
+            "/home-equity/heloc",
+            _t("Home equity line of credit", sec),
+            "home_equity",
+            "product",
+            "heloc",
+            3.0,
+        ),
         Page("/home-equity/home-equity-loan", _t("Home equity loan", sec), "home_equity", "product", "heloc"),
-        Page("/home-equity/heloc-calculator", _t("HELOC payment calculator", sec), "home_equity", "calculator", "heloc"),
+        Page(
+            "/home-equity/heloc-calculator",
+            _t("HELOC payment calculator", sec),
+            "home_equity",
+            "calculator",
+            "heloc",
+        ),
         Page("/home-equity/rates", _t("Home equity rates", sec), "home_equity", "compare", "heloc"),
     ]
     pages += _articles(
@@ -256,7 +349,13 @@ def _investing() -> list[Page]:
         Page("/investing", _t("Investing and retirement"), "invest_hub", "hub", weight=3.0),
         Page("/investing/pricing", _t("Pricing", sec), "invest_hub", "compare"),
         Page("/investing/find-an-advisor", _t("Find an advisor", sec), "invest_hub", "hub"),
-        Page("/investing/retirement-calculator", _t("Retirement calculator", sec), "invest_hub", "calculator", weight=2.0),
+        Page(
+            "/investing/retirement-calculator",
+            _t("Retirement calculator", sec),
+            "invest_hub",
+            "calculator",
+            weight=2.0,
+        ),
     ]
     for slug, name in (
         ("brokerage", "Self-directed brokerage"),
@@ -304,7 +403,9 @@ def _business() -> list[Page]:
         ("How to open a business account", "Separating business and personal", "Cash flow basics"),
         sec,
     )
-    pages.append(Page("/small-business/loan-calculator", _t("Business loan calculator", sec), "biz_learn", "calculator"))
+    pages.append(
+        Page("/small-business/loan-calculator", _t("Business loan calculator", sec), "biz_learn", "calculator")
+    )
     return pages
 
 
@@ -401,7 +502,14 @@ def _about() -> list[Page]:
         Page("/careers/jobs/{id}", _t("Job posting", "Careers"), "careers_jobs", "job", weight=4.0),
         Page("/careers/apply?jobId={id}", _t("Apply", "Careers"), "careers_jobs", "form", form="start"),
     ]
-    for area in ("technology", "branch-banking", "operations", "risk-and-compliance", "customer-service", "marketing"):
+    for area in (
+        "technology",
+        "branch-banking",
+        "operations",
+        "risk-and-compliance",
+        "customer-service",
+        "marketing",
+    ):
         name = area.replace("-", " ").title()
         pages.append(Page(f"/careers/areas/{area}", _t(f"{name} jobs", "Careers"), "careers", "hub"))
     return pages
@@ -449,8 +557,10 @@ def _apply() -> list[Page]:
 
 def default_pages() -> tuple[Page, ...]:
     """Every page of the default catalogue, grouped by section."""
-    builders = (_home, _cards, _checking, _savings, _auto, _home_loans, _investing, _business)
-    builders += (_credit_score, _support, _about, _login, _apply)
+    builders: tuple[Callable[[], list[Page]], ...] = (
+        _home, _cards, _checking, _savings, _auto, _home_loans, _investing, _business,
+        _credit_score, _support, _about, _login, _apply,
+    )  # fmt: skip
     return tuple(p for build in builders for p in build())
 
 

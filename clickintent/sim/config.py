@@ -88,12 +88,27 @@ def config_from_dict(data: Mapping[str, Any]) -> SimConfig:
         page_fields = ", ".join(f.name for f in dataclasses.fields(Page))
         raise ValueError(f"extra_pages: each page takes the keys {page_fields} ({exc})") from exc
     cfg = SimConfig(**kw)
-    for name in ("customer_share", "app_user_share", "person_need", "mixed_share", "noise_share",
-                 "login_success", "pii_share", "app_apply", "offline_apply"):
+    for name in (
+        "customer_share",
+        "app_user_share",
+        "person_need",
+        "mixed_share",
+        "noise_share",
+        "login_success",
+        "pii_share",
+        "app_apply",
+        "offline_apply",
+    ):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
-    for name in ("web_sessions_per_day", "app_opens_per_day", "bot_share", "signal_strength",
-                 "lookback_days", "recency_days"):
+    for name in (
+        "web_sessions_per_day",
+        "app_opens_per_day",
+        "bot_share",
+        "signal_strength",
+        "lookback_days",
+        "recency_days",
+    ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
     if not 1 <= cfg.max_cookies <= 8 or cfg.bad_rows_per_reason < 0:

@@ -33,10 +33,11 @@ from clickintent.sim.truth import APP_HOME, CONVERSIONS, SESSIONS, customers_tab
 from clickintent.sim.web import US, generate_web
 from clickintent.sim.world import build_world
 
-BATCH_PEOPLE = 20_000  # part of the output's identity: changing it changes every byte
+BATCH_PEOPLE = 5000  # part of the output's identity: changing it changes every byte
 # Raw events: the contract's source columns, every one nullable (raw data may be bad).
 RAW_EVENTS = pa.schema([pa.field(f.name, f.type, nullable=True) for f in EVENTS if f.name in SOURCE_COLUMNS])
-BAD_REASONS = ("null_visitor_id", "null_ts", "empty_url", "invalid_platform")
+# Named as ingest names its quarantine reasons, so the two reconcile by key.
+BAD_REASONS = ("missing visitor_id", "missing ts", "missing url", "invalid platform")
 COMPRESSION = "zstd"
 
 
@@ -102,20 +103,23 @@ def bad_rows(rng: np.random.Generator, per_reason: int, t0_us: int, days: int) -
     reason = np.repeat(np.arange(len(BAD_REASONS)), per_reason)
     vid = s.cat("0000000000.", s.digits(np.arange(n), 10))
     ts = t0_us + rng.integers(0, days * 86_400 * US, n)
-    return pa.table({
-        "visitor_id": s.if_else(reason == 0, s.NULL_STR, vid),
-        "ts": pa.array(ts, mask=reason == 1).cast(TS),
-        "url": s.if_else(reason == 2, "", "https://www.examplebank.com/"),
-        "page_title": pa.repeat("Banking, credit cards, loans and investing | ExampleBank", n),
-        "event_type": pa.repeat("page_view", n),
-        "device": pa.repeat("desktop", n),
-        "referrer": pa.nulls(n, pa.string()),
-        "search_query": pa.nulls(n, pa.string()),
-        "dwell_ms": pa.array(rng.integers(2_000, 60_000, n)),
-        "platform": s.if_else(reason == 3, "kiosk", "web"),
-        "customer_id": pa.nulls(n, pa.string()),
-        "session_id": pa.nulls(n, pa.string()),
-    }, schema=RAW_EVENTS)
+    return pa.table(
+        {
+            "visitor_id": s.if_else(reason == 0, s.NULL_STR, vid),
+            "ts": pa.array(ts, mask=reason == 1).cast(TS),
+            "url": s.if_else(reason == 2, "", "https://www.examplebank.com/"),
+            "page_title": pa.repeat("Banking, credit cards, loans and investing | ExampleBank", n),
+            "event_type": pa.repeat("page_view", n),
+            "device": pa.repeat("desktop", n),
+            "referrer": pa.nulls(n, pa.string()),
+            "search_query": pa.nulls(n, pa.string()),
+            "dwell_ms": pa.array(rng.integers(2_000, 60_000, n)),
+            "platform": s.if_else(reason == 3, "kiosk", "web"),
+            "customer_id": pa.nulls(n, pa.string()),
+            "session_id": pa.nulls(n, pa.string()),
+        },
+        schema=RAW_EVENTS,
+    )
 
 
 def _sorted_by_time(table: pa.Table) -> pa.Table:
@@ -157,21 +161,46 @@ def simulate(
     counts: Counter[str] = Counter()
     next_session = next_view = 0
     n_batches = -(-visitors // BATCH_PEOPLE)
-    with pq.ParquetWriter(out / "events.parquet", RAW_EVENTS, compression=COMPRESSION) as writer, tqdm(
-        total=visitors, unit="visitor", desc="simulate", disable=not progress
-    ) as bar:
+    with (
+        pq.ParquetWriter(out / "events.parquet", RAW_EVENTS, compression=COMPRESSION) as writer,
+        tqdm(total=visitors, unit="visitor", desc="simulate", disable=not progress) as bar,
+    ):
         for b in range(n_batches):
             first_id = b * BATCH_PEOPLE
             n = min(BATCH_PEOPLE, visitors - first_id)
-            r_people, r_web, r_app, r_bad = (np.random.default_rng(c) for c in np.random.SeedSequence([seed, b]).spawn(4))
+            r_people, r_web, r_app, r_bad = (
+                np.random.default_rng(c) for c in np.random.SeedSequence([seed, b]).spawn(4)
+            )
             people = make_people(r_people, world, n, first_id)
             ids = _ids(first_id, n, cfg.max_cookies, t0_us // US, r_people)
-            web = generate_web(r_web, world, people, days, t0_us, next_session, b, ids["cookie"], ids["acct"],
-                               ids["customer"])
+            web = generate_web(
+                r_web,
+                world,
+                people,
+                days,
+                t0_us,
+                next_session,
+                b,
+                ids["cookie"],
+                ids["acct"],
+                ids["customer"],
+            )
             next_session += web.sessions.num_rows
             past_opens, past_clicks = past_behaviour(r_app, people)
-            app = generate_app(r_app, world, people, days, t0_us, next_session, next_view, ids["app"],
-                               ids["customer"], past_clicks, web.recent, signal)
+            app = generate_app(
+                r_app,
+                world,
+                people,
+                days,
+                t0_us,
+                next_session,
+                next_view,
+                ids["app"],
+                ids["customer"],
+                past_clicks,
+                web.recent,
+                signal,
+            )
             next_session += app.sessions.num_rows
             next_view += app.app_home.num_rows
             parts = [web.events, app.events]
@@ -197,29 +226,41 @@ def simulate(
         pq.write_table(table, out / "truth" / f"{name}.parquet", compression=COMPRESSION)
     bad = {r: cfg.bad_rows_per_reason for r in BAD_REASONS}
     summary = _summarise(out, truth, counts, bad, sum(len(v) for v in bait.values()), visitors)
-    _write_json(out / "truth" / "bad_rows.json", {
-        "total": sum(bad.values()),
-        "by_reason": bad,
-        "note": "extra rows on visitor ids starting '0000000000.' (or null); they belong to no truth session",
-    })
+    _write_json(
+        out / "truth" / "bad_rows.json",
+        {
+            "total": sum(bad.values()),
+            "by_reason": bad,
+            "note": "extra rows on visitor ids starting '0000000000.' (or null); they belong to no truth session",
+        },
+    )
     _write_json(out / "truth" / "pii_bait.json", bait)
-    _write_json(out / "truth" / "manifest.json", {
-        "clickintent_version": __version__,
-        "seed": seed,
-        "visitors": visitors,
-        "days": days,
-        "signal": signal,
-        "batch_people": BATCH_PEOPLE,
-        "config": cfg.to_dict(),
-        "products": list(PRODUCT_IDS),
-        "intents": [i.name for i in world.intents],
-        "counts": summary.counts(),
-    })
+    _write_json(
+        out / "truth" / "manifest.json",
+        {
+            "clickintent_version": __version__,
+            "seed": seed,
+            "visitors": visitors,
+            "days": days,
+            "signal": signal,
+            "batch_people": BATCH_PEOPLE,
+            "config": cfg.to_dict(),
+            "products": list(PRODUCT_IDS),
+            "intents": [i.name for i in world.intents],
+            "counts": summary.counts(),
+        },
+    )
     return summary
 
 
-def _summarise(out: Path, truth: dict[str, pa.Table], counts: Counter[str], bad: dict[str, int], n_bait: int,
-               visitors: int) -> SimSummary:
+def _summarise(
+    out: Path,
+    truth: dict[str, pa.Table],
+    counts: Counter[str],
+    bad: dict[str, int],
+    n_bait: int,
+    visitors: int,
+) -> SimSummary:
     sess = truth["sessions"]
     web = pc.equal(sess["platform"], "web")
     human = pc.and_(web, pc.invert(sess["is_bot"]))

@@ -35,16 +35,40 @@ TENURE_MEAN_MONTHS = np.array([20, 40, 80, 110, 180, 90])
 # Chance a customer of each segment holds each product (columns in PRODUCT_IDS order).
 _HOLD = {
     "student": dict(checking=0.9, savings=0.35, secured_card=0.2, cash_back_card=0.15),
-    "young_professional": dict(checking=0.9, savings=0.5, rewards_card=0.3, cash_back_card=0.35,
-                               auto_loan=0.25, investing=0.15, personal_loan=0.1),
-    "family": dict(checking=0.92, savings=0.55, cash_back_card=0.4, rewards_card=0.2, auto_loan=0.4,
-                   mortgage=0.45, heloc=0.1, personal_loan=0.12, cd=0.05),
-    "mass_affluent": dict(checking=0.9, savings=0.7, rewards_card=0.55, mortgage=0.45, investing=0.45,
-                          cd=0.25, heloc=0.15, auto_loan=0.2),
-    "retiree": dict(checking=0.95, savings=0.75, cd=0.4, mortgage=0.15, investing=0.3, cash_back_card=0.3,
-                    heloc=0.08),
-    "business_owner": dict(checking=0.85, savings=0.5, small_business=0.7, rewards_card=0.35, mortgage=0.3,
-                           auto_loan=0.2),
+    "young_professional": dict(
+        checking=0.9,
+        savings=0.5,
+        rewards_card=0.3,
+        cash_back_card=0.35,
+        auto_loan=0.25,
+        investing=0.15,
+        personal_loan=0.1,
+    ),
+    "family": dict(
+        checking=0.92,
+        savings=0.55,
+        cash_back_card=0.4,
+        rewards_card=0.2,
+        auto_loan=0.4,
+        mortgage=0.45,
+        heloc=0.1,
+        personal_loan=0.12,
+        cd=0.05,
+    ),
+    "mass_affluent": dict(
+        checking=0.9,
+        savings=0.7,
+        rewards_card=0.55,
+        mortgage=0.45,
+        investing=0.45,
+        cd=0.25,
+        heloc=0.15,
+        auto_loan=0.2,
+    ),
+    "retiree": dict(checking=0.95, savings=0.75, cd=0.4, mortgage=0.15, investing=0.3, cash_back_card=0.3, heloc=0.08),
+    "business_owner": dict(
+        checking=0.85, savings=0.5, small_business=0.7, rewards_card=0.35, mortgage=0.3, auto_loan=0.2
+    ),
 }
 HOLD_P = np.array([[_HOLD[s].get(p, 0.02) for p in PRODUCT_IDS] for s in SEGMENTS])
 # A product's appeal on the app home page: segments like what their peers hold; holding it already lowers it.
@@ -77,8 +101,9 @@ class People:
         return len(self.segment)
 
 
-def intent_probabilities(world: World, segment: np.ndarray, is_customer: np.ndarray,
-                         holdings: np.ndarray) -> np.ndarray:
+def intent_probabilities(
+    world: World, segment: np.ndarray, is_customer: np.ndarray, holdings: np.ndarray
+) -> np.ndarray:
     """(n, K) intent mix per person from segment, customer status and the intent-relevant holdings."""
     w = world.intent_share[None, :] * world.segment_mult.T[segment]
     w = w * np.where(is_customer[:, None], world.customer_mult[None, :], 1.0)
@@ -107,8 +132,22 @@ def make_people(rng: np.random.Generator, world: World, n: int, first_id: int) -
     app_rate = np.where(app_user, rng.gamma(1.2, cfg.app_opens_per_day / 1.2, size=n), 0.0)
     intent_p = intent_probabilities(world, segment, is_customer, holdings)
     need = _sample_intent(rng, intent_p)
-    return People(first_id, segment, is_customer, holdings, age, tenure, taste, web_rate, n_cookies,
-                  cookie_device, app_user, app_rate, intent_p, need)
+    return People(
+        first_id,
+        segment,
+        is_customer,
+        holdings,
+        age,
+        tenure,
+        taste,
+        web_rate,
+        n_cookies,
+        cookie_device,
+        app_user,
+        app_rate,
+        intent_p,
+        need,
+    )
 
 
 def _sample_intent(rng: np.random.Generator, p: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ own vocabularies contain.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pyarrow as pa
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 ALNUM = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", dtype=np.uint8)
 NULL_STR = pa.scalar(None, pa.string())
 
-StrLike = pa.Array | pa.ChunkedArray | pa.Scalar | str
+StrLike: TypeAlias = pa.Array | pa.ChunkedArray | pa.Scalar | str
 
 
 def cat(*parts: StrLike) -> pa.Array:
@@ -53,8 +54,17 @@ def tokens(rng: np.random.Generator, n: int, length: int) -> pa.Array:
 def urlencode(values: pa.Array) -> pa.Array:
     """Query-string encoding for the simulator's vocabularies (space, @, &, +, ', $, /, #)."""
     out = values
-    for raw, enc in (("%", "%25"), ("+", "%2B"), (" ", "+"), ("@", "%40"), ("&", "%26"), ("'", "%27"),
-                     ("$", "%24"), ("/", "%2F"), ("#", "%23")):
+    for raw, enc in (
+        ("%", "%25"),
+        ("+", "%2B"),
+        (" ", "+"),
+        ("@", "%40"),
+        ("&", "%26"),
+        ("'", "%27"),
+        ("$", "%24"),
+        ("/", "%2F"),
+        ("#", "%23"),
+    ):
         out = pc.replace_substring(out, raw, enc)
     return out
 
@@ -73,8 +83,14 @@ CARDS = ("4111 1111 1111 1111", "5555 5555 5555 4444", "4012 8888 8888 1881", "3
 
 def fake_emails(rng: np.random.Generator, n: int) -> pa.Array:
     """n fake e-mail addresses."""
-    return cat(take(FIRST, rng.integers(0, len(FIRST), n)), ".", take(LAST, rng.integers(0, len(LAST), n)),
-               digits(rng.integers(1, 99, n), 2), "@", take(DOMAINS, rng.integers(0, len(DOMAINS), n)))
+    return cat(
+        take(FIRST, rng.integers(0, len(FIRST), n)),
+        ".",
+        take(LAST, rng.integers(0, len(LAST), n)),
+        digits(rng.integers(1, 99, n), 2),
+        "@",
+        take(DOMAINS, rng.integers(0, len(DOMAINS), n)),
+    )
 
 
 def fake_phones(rng: np.random.Generator, n: int) -> pa.Array:

@@ -25,46 +25,52 @@ if TYPE_CHECKING:
 US = 1_000_000
 DAY_US = 86_400 * US
 
-SESSIONS = pa.schema([
-    pa.field("sim_session_id", pa.string(), nullable=False),
-    pa.field("visitor_id", pa.string(), nullable=False),
-    pa.field("platform", pa.string(), nullable=False),
-    pa.field("start", TS, nullable=False),  # ts of the session's first event
-    pa.field("end", TS, nullable=False),  # ts of its last event
-    pa.field("n_events", pa.int32(), nullable=False),
-    pa.field("person_id", pa.int64()),  # null for bots
-    pa.field("customer_id", pa.string()),  # the person's customer id, logged in or not (null: not a customer)
-    pa.field("logged_in", pa.bool_(), nullable=False),  # a login event is in the session (always for app)
-    pa.field("intent", pa.string()),  # primary latent intent (null for bots and app sessions)
-    pa.field("intents", pa.list_(pa.string()), nullable=False),  # all intents in order (two when mixed)
-    pa.field("is_bot", pa.bool_(), nullable=False),
-    pa.field("is_mixed", pa.bool_(), nullable=False),
-    pa.field("product", pa.string()),  # the product the primary intent was about, if any
-])
+SESSIONS = pa.schema(
+    [
+        pa.field("sim_session_id", pa.string(), nullable=False),
+        pa.field("visitor_id", pa.string(), nullable=False),
+        pa.field("platform", pa.string(), nullable=False),
+        pa.field("start", TS, nullable=False),  # ts of the session's first event
+        pa.field("end", TS, nullable=False),  # ts of its last event
+        pa.field("n_events", pa.int32(), nullable=False),
+        pa.field("person_id", pa.int64()),  # null for bots
+        pa.field("customer_id", pa.string()),  # the person's customer id, logged in or not (null: not a customer)
+        pa.field("logged_in", pa.bool_(), nullable=False),  # a login event is in the session (always for app)
+        pa.field("intent", pa.string()),  # primary latent intent (null for bots and app sessions)
+        pa.field("intents", pa.list_(pa.string()), nullable=False),  # all intents in order (two when mixed)
+        pa.field("is_bot", pa.bool_(), nullable=False),
+        pa.field("is_mixed", pa.bool_(), nullable=False),
+        pa.field("product", pa.string()),  # the product the primary intent was about, if any
+    ]
+)
 
-CONVERSIONS = pa.schema([
-    pa.field("person_id", pa.int64(), nullable=False),
-    pa.field("customer_id", pa.string()),  # null for a prospect who is not (yet) a customer
-    pa.field("visitor_id", pa.string(), nullable=False),  # cookie (web, offline) or app install (app)
-    pa.field("product", pa.string(), nullable=False),  # one of PRODUCT_IDS
-    pa.field("ts", TS, nullable=False),
-    pa.field("channel", pa.string(), nullable=False),  # 'web' | 'offline' | 'app'
-    pa.field("web_session_id", pa.string()),  # the web session that drove it (web, offline)
-    pa.field("app_view_id", pa.string()),  # the app home view whose tile led to it (app)
-])
+CONVERSIONS = pa.schema(
+    [
+        pa.field("person_id", pa.int64(), nullable=False),
+        pa.field("customer_id", pa.string()),  # null for a prospect who is not (yet) a customer
+        pa.field("visitor_id", pa.string(), nullable=False),  # cookie (web, offline) or app install (app)
+        pa.field("product", pa.string(), nullable=False),  # one of PRODUCT_IDS
+        pa.field("ts", TS, nullable=False),
+        pa.field("channel", pa.string(), nullable=False),  # 'web' | 'offline' | 'app'
+        pa.field("web_session_id", pa.string()),  # the web session that drove it (web, offline)
+        pa.field("app_view_id", pa.string()),  # the app home view whose tile led to it (app)
+    ]
+)
 
-APP_HOME = pa.schema([
-    pa.field("view_id", pa.string(), nullable=False),
-    pa.field("sim_session_id", pa.string(), nullable=False),  # the app session it opened
-    pa.field("customer_id", pa.string(), nullable=False),
-    pa.field("visitor_id", pa.string(), nullable=False),  # app install id
-    pa.field("ts", TS, nullable=False),  # the app_open event
-    pa.field("tiles_shown", pa.list_(pa.string()), nullable=False),  # 8-12 products, in screen order
-    pa.field("tile_clicked", pa.string()),  # one of tiles_shown, or null
-    pa.field("click_ts", TS),  # the tile_click event
-    pa.field("recent_intent", pa.string()),  # primary intent of the person's last web session in lookback
-    pa.field("recent_session_id", pa.string()),  # that web session
-])
+APP_HOME = pa.schema(
+    [
+        pa.field("view_id", pa.string(), nullable=False),
+        pa.field("sim_session_id", pa.string(), nullable=False),  # the app session it opened
+        pa.field("customer_id", pa.string(), nullable=False),
+        pa.field("visitor_id", pa.string(), nullable=False),  # app install id
+        pa.field("ts", TS, nullable=False),  # the app_open event
+        pa.field("tiles_shown", pa.list_(pa.string()), nullable=False),  # 8-12 products, in screen order
+        pa.field("tile_clicked", pa.string()),  # one of tiles_shown, or null
+        pa.field("click_ts", TS),  # the tile_click event
+        pa.field("recent_intent", pa.string()),  # primary intent of the person's last web session in lookback
+        pa.field("recent_session_id", pa.string()),  # that web session
+    ]
+)
 
 
 def session_ids(first: int, n: int) -> pa.Array:
@@ -77,10 +83,24 @@ def _list_of(values: pa.Array, lengths: np.ndarray) -> pa.Array:
 
 
 def web_truth(
-    rng: np.random.Generator, world: World, people: People, plan: Plan, n_bots: int, first_session: int,
-    vid_sess: pa.Array, start_us: np.ndarray, duration: np.ndarray, n_events: np.ndarray,
-    logged_sess: np.ndarray, ev_sess: np.ndarray, ev_ts: np.ndarray, ev_type: np.ndarray,
-    ev_page: np.ndarray, days: int, t0_us: int, customer_ids: pa.Array,
+    rng: np.random.Generator,
+    world: World,
+    people: People,
+    plan: Plan,
+    n_bots: int,
+    first_session: int,
+    vid_sess: pa.Array,
+    start_us: np.ndarray,
+    duration: np.ndarray,
+    n_events: np.ndarray,
+    logged_sess: np.ndarray,
+    ev_sess: np.ndarray,
+    ev_ts: np.ndarray,
+    ev_type: np.ndarray,
+    ev_page: np.ndarray,
+    days: int,
+    t0_us: int,
+    customer_ids: pa.Array,
 ) -> tuple[pa.Table, pa.Table, dict[str, np.ndarray]]:
     """Session truth, conversions and the recent-intent index for the web sessions of one batch."""
     S = len(plan.person)
@@ -92,27 +112,32 @@ def web_truth(
     mixed = np.r_[plan.intent2 >= 0, np.zeros(n_bots, bool)]
     intent1 = s.if_else(is_bot, s.NULL_STR, s.take(names, np.r_[plan.intent1, np.zeros(n_bots, np.int64)]))
     n_int = np.where(is_bot, 0, 1 + mixed)
-    pairs = np.stack([np.r_[plan.intent1, np.zeros(n_bots, np.int64)], np.r_[plan.intent2, np.zeros(n_bots, np.int64)]], 1)
+    pairs = np.stack(
+        [np.r_[plan.intent1, np.zeros(n_bots, np.int64)], np.r_[plan.intent2, np.zeros(n_bots, np.int64)]], 1
+    )
     flat = pairs[np.arange(2)[None, :] < n_int[:, None]]
     product1 = np.r_[plan.product1, np.full(n_bots, NO_PRODUCT)]
     sid = session_ids(first_session, n)
     cust = customer_ids.take(pa.array(person))
-    sessions = pa.table({
-        "sim_session_id": sid,
-        "visitor_id": vid_sess,
-        "platform": pa.repeat("web", n),
-        "start": pa.array(start_us).cast(TS),
-        "end": pa.array(start_us + duration).cast(TS),
-        "n_events": pa.array(n_events.astype(np.int32)),
-        "person_id": pa.array(people.first_id + person, mask=is_bot),
-        "customer_id": s.if_else(is_cust, cust, s.NULL_STR),
-        "logged_in": pa.array(logged_sess),
-        "intent": intent1,
-        "intents": _list_of(s.take(names, flat), n_int),
-        "is_bot": pa.array(is_bot),
-        "is_mixed": pa.array(mixed),
-        "product": s.if_else(product1 < NO_PRODUCT, s.take([*PRODUCT_IDS, ""], product1), s.NULL_STR),
-    }, schema=SESSIONS)
+    sessions = pa.table(
+        {
+            "sim_session_id": sid,
+            "visitor_id": vid_sess,
+            "platform": pa.repeat("web", n),
+            "start": pa.array(start_us).cast(TS),
+            "end": pa.array(start_us + duration).cast(TS),
+            "n_events": pa.array(n_events.astype(np.int32)),
+            "person_id": pa.array(people.first_id + person, mask=is_bot),
+            "customer_id": s.if_else(is_cust, cust, s.NULL_STR),
+            "logged_in": pa.array(logged_sess),
+            "intent": intent1,
+            "intents": _list_of(s.take(names, flat), n_int),
+            "is_bot": pa.array(is_bot),
+            "is_mixed": pa.array(mixed),
+            "product": s.if_else(product1 < NO_PRODUCT, s.take([*PRODUCT_IDS, ""], product1), s.NULL_STR),
+        },
+        schema=SESSIONS,
+    )
 
     # web: every application submit; offline: later, more likely after deep or started-but-unsent journeys
     submit = (ev_type == KNOWN_EVENT_TYPES.index("form_submit")) & (world.page_group[ev_page] == APPLY[-1])
@@ -125,26 +150,41 @@ def web_truth(
     p_off = world.cfg.offline_apply * depth * np.where(started, 3.0, 1.0)
     off = ~is_bot & ~converted & (product1 < NO_PRODUCT) & (rng.random(n) < np.minimum(p_off, 0.5))
     off_sess = np.flatnonzero(off)
-    off_ts = start_us[off_sess] + duration[off_sess] + US * 3600 + (rng.exponential(3.0, len(off_sess)) * DAY_US).astype(np.int64)
+    off_ts = (
+        start_us[off_sess]
+        + duration[off_sess]
+        + US * 3600
+        + (rng.exponential(3.0, len(off_sess)) * DAY_US).astype(np.int64)
+    )
     conv_sess = np.r_[web_sess, off_sess]
     conv_product = np.r_[world.page_product[ev_page[submit]], product1[off_sess]]
-    conversions = pa.table({
-        "person_id": pa.array(people.first_id + person[conv_sess]),
-        "customer_id": s.if_else(is_cust[conv_sess], cust.take(pa.array(conv_sess)), s.NULL_STR),
-        "visitor_id": vid_sess.take(pa.array(conv_sess)),
-        "product": s.take(PRODUCT_IDS, conv_product),
-        "ts": pa.array(np.r_[ev_ts[submit], off_ts]).cast(TS),
-        "channel": s.take(("web", "offline"), np.r_[np.zeros(len(web_sess), np.int64), np.ones(len(off_sess), np.int64)]),
-        "web_session_id": sid.take(pa.array(conv_sess)),
-        "app_view_id": pa.nulls(len(conv_sess), pa.string()),
-    }, schema=CONVERSIONS)
-    recent = {"person": plan.person, "end_us": start_us[:S] + duration[:S], "intent": plan.intent1,
-              "session": np.arange(first_session, first_session + S)}
+    conversions = pa.table(
+        {
+            "person_id": pa.array(people.first_id + person[conv_sess]),
+            "customer_id": s.if_else(is_cust[conv_sess], cust.take(pa.array(conv_sess)), s.NULL_STR),
+            "visitor_id": vid_sess.take(pa.array(conv_sess)),
+            "product": s.take(PRODUCT_IDS, conv_product),
+            "ts": pa.array(np.r_[ev_ts[submit], off_ts]).cast(TS),
+            "channel": s.take(
+                ("web", "offline"), np.r_[np.zeros(len(web_sess), np.int64), np.ones(len(off_sess), np.int64)]
+            ),
+            "web_session_id": sid.take(pa.array(conv_sess)),
+            "app_view_id": pa.nulls(len(conv_sess), pa.string()),
+        },
+        schema=CONVERSIONS,
+    )
+    recent = {
+        "person": plan.person,
+        "end_us": start_us[:S] + duration[:S],
+        "intent": plan.intent1,
+        "session": np.arange(first_session, first_session + S),
+    }
     return sessions, conversions, recent
 
 
-def customers_table(people: People, customer_ids: pa.Array, app_ids: pa.Array, past_opens: np.ndarray,
-                    past_clicks: np.ndarray) -> pa.Table:
+def customers_table(
+    people: People, customer_ids: pa.Array, app_ids: pa.Array, past_opens: np.ndarray, past_clicks: np.ndarray
+) -> pa.Table:
     """The profile a bank already has for each customer: the production-baseline features."""
     rows = np.flatnonzero(people.is_customer)
     idx = pa.array(rows)

@@ -47,20 +47,72 @@ REFERRER_VARIANTS: tuple[tuple[str, str | None, str, str, bool, str, str], ...] 
     ("organic", "https://www.google.com/", "", "", False, "", ""),
     ("organic", "https://www.bing.com/search?q=", "q", "", False, "", ""),
     ("organic", "https://duckduckgo.com/?q=", "q", "", False, "", ""),
-    ("paid", "https://www.google.com/", "", "utm_source=google&utm_medium=cpc&utm_campaign=", True, "&gclid=", "tok"),
-    ("paid", "https://www.bing.com/", "", "utm_source=bing&utm_medium=cpc&utm_campaign=", True, "&msclkid=", "tok"),
+    (
+        "paid",
+        "https://www.google.com/",
+        "",
+        "utm_source=google&utm_medium=cpc&utm_campaign=",
+        True,
+        "&gclid=",
+        "tok",
+    ),
+    (
+        "paid",
+        "https://www.bing.com/",
+        "",
+        "utm_source=bing&utm_medium=cpc&utm_campaign=",
+        True,
+        "&msclkid=",
+        "tok",
+    ),
     ("email", None, "", "utm_source=newsletter&utm_medium=email&utm_campaign=", True, "&mc_eid=", "tok"),
-    ("email", "https://mail.google.com/", "", "utm_source=newsletter&utm_medium=email&utm_campaign=", True,
-     "&mc_eid=", "tok"),
-    ("social", "https://www.facebook.com/", "", "utm_source=facebook&utm_medium=social&fbclid=", False, "", "tok"),
+    (
+        "email",
+        "https://mail.google.com/",
+        "",
+        "utm_source=newsletter&utm_medium=email&utm_campaign=",
+        True,
+        "&mc_eid=",
+        "tok",
+    ),
+    (
+        "social",
+        "https://www.facebook.com/",
+        "",
+        "utm_source=facebook&utm_medium=social&fbclid=",
+        False,
+        "",
+        "tok",
+    ),
     ("social", "https://t.co/", "tok", "utm_source=twitter&utm_medium=social", False, "", ""),
     ("social", "https://www.reddit.com/r/personalfinance/", "", "", False, "", ""),
-    ("affiliate", "https://www.nerdwallet.com/", "", "utm_source=nerdwallet&utm_medium=affiliate&aff_id=", False,
-     "", "num"),
-    ("affiliate", "https://www.bankrate.com/", "", "utm_source=bankrate&utm_medium=affiliate&aff_id=", False,
-     "", "num"),
-    ("affiliate", "https://www.creditkarma.com/", "", "utm_source=creditkarma&utm_medium=affiliate&aff_id=", False,
-     "", "num"),
+    (
+        "affiliate",
+        "https://www.nerdwallet.com/",
+        "",
+        "utm_source=nerdwallet&utm_medium=affiliate&aff_id=",
+        False,
+        "",
+        "num",
+    ),
+    (
+        "affiliate",
+        "https://www.bankrate.com/",
+        "",
+        "utm_source=bankrate&utm_medium=affiliate&aff_id=",
+        False,
+        "",
+        "num",
+    ),
+    (
+        "affiliate",
+        "https://www.creditkarma.com/",
+        "",
+        "utm_source=creditkarma&utm_medium=affiliate&aff_id=",
+        False,
+        "",
+        "num",
+    ),
 )
 
 
@@ -193,9 +245,18 @@ class WebBatch:
     bait: dict[str, list[str]]
 
 
-def generate_web(rng: np.random.Generator, world: World, people: People, days: int, t0_us: int,
-                 first_session: int, batch: int, visitor_ids: pa.Array, acct: pa.Array,
-                 customer_ids: pa.Array) -> WebBatch:
+def generate_web(
+    rng: np.random.Generator,
+    world: World,
+    people: People,
+    days: int,
+    t0_us: int,
+    first_session: int,
+    batch: int,
+    visitor_ids: pa.Array,
+    acct: pa.Array,
+    customer_ids: pa.Array,
+) -> WebBatch:
     """All web sessions (human and bot) of one batch of people."""
     from clickintent.sim.truth import web_truth
 
@@ -241,8 +302,16 @@ def generate_web(rng: np.random.Generator, world: World, people: People, days: i
         (np.flatnonzero(human & (world.page_form[page] == 1)), ET["form_start"], 0.3),
         (np.flatnonzero(human & (world.page_form[page] == 2)), ET["form_submit"], 0.3),
         (np.flatnonzero(login), ET["login"], 0.5),
-        (np.flatnonzero(human & (world.page_placeholder[page] != 4) & (rng.random(T) < CLICK_SHARE)), ET["click"], 0.8),
-        (np.flatnonzero(human & last & logged_sess[sess] & (rng.random(T) < LOGOUT_SHARE)), ET["logout"], 0.9),
+        (
+            np.flatnonzero(human & (world.page_placeholder[page] != 4) & (rng.random(T) < CLICK_SHARE)),
+            ET["click"],
+            0.8,
+        ),
+        (
+            np.flatnonzero(human & last & logged_sess[sess] & (rng.random(T) < LOGOUT_SHARE)),
+            ET["logout"],
+            0.9,
+        ),
     ]
     ev_step = np.concatenate([p[0] for p in parts])
     ev_type = np.concatenate([np.broadcast_to(np.asarray(p[1]), p[0].shape) for p in parts])
@@ -265,12 +334,17 @@ def generate_web(rng: np.random.Generator, world: World, people: People, days: i
 
     # strings, per session then per step then per event
     bot_keys = 1_000_000_000 + batch * 1_000_000 + np.arange(n_bots)
-    bot_vid = s.cat(s.digits(s.scramble(bot_keys, 10**10, 2654435761, 7), 10), ".",
-                    s.digits((t0_us // US) + start[S:] // US, 10))
+    bot_vid = s.cat(
+        s.digits(s.scramble(bot_keys, 10**10, 2654435761, 7), 10),
+        ".",
+        s.digits((t0_us // US) + start[S:] // US, 10),
+    )
     cookie_row = plan.person * world.cfg.max_cookies + plan.cookie
     vid_sess = pa.concat_arrays([visitor_ids.take(pa.array(cookie_row)), bot_vid])
     person_all = np.concatenate([plan.person, np.full(n_bots, -1)])
-    q_idx = world.query_start[np.maximum(intent, 0)] + (rng.random(T) * world.query_count[np.maximum(intent, 0)]).astype(np.int64)
+    q_idx = world.query_start[np.maximum(intent, 0)] + (
+        rng.random(T) * world.query_count[np.maximum(intent, 0)]
+    ).astype(np.int64)
     query = s.take(world.queries, q_idx)
     bait_mask = (world.page_placeholder[page] == 4) & (rng.random(T) < cfg.pii_share)
     n_bait = int(bait_mask.sum())
@@ -287,23 +361,42 @@ def generate_web(rng: np.random.Generator, world: World, people: People, days: i
     device_sess = s.take(DEVICES, np.concatenate([plan.device, np.zeros(n_bots, np.int64)]))
     cust_person = customer_ids.take(pa.array(np.maximum(person_all, 0)))
 
-    events = pa.table({
-        "visitor_id": vid_sess.take(pa.array(ev_sess)),
-        "ts": pa.array(ev_ts).cast(pa.timestamp("us", tz="UTC")),
-        "url": url_step.take(step_pos),
-        "page_title": s.take(world.page_title, page[ev_step]),
-        "event_type": s.take(KNOWN_EVENT_TYPES, ev_type),
-        "device": device_sess.take(pa.array(ev_sess)),
-        "referrer": s.if_else(ev_main_first, ref_sess.take(pa.array(ev_sess)), s.NULL_STR),
-        "search_query": s.if_else(is_search, query.take(step_pos), s.NULL_STR),
-        "dwell_ms": pa.array(dwell_ev, mask=null_dwell),
-        "platform": pa.array(np.full(len(ev_step), "web")),
-        "customer_id": s.if_else(ev_type == ET["login"], cust_person.take(pa.array(ev_sess)), s.NULL_STR),
-        "session_id": pa.nulls(len(ev_step), pa.string()),
-    })
+    events = pa.table(
+        {
+            "visitor_id": vid_sess.take(pa.array(ev_sess)),
+            "ts": pa.array(ev_ts).cast(pa.timestamp("us", tz="UTC")),
+            "url": url_step.take(step_pos),
+            "page_title": s.take(world.page_title, page[ev_step]),
+            "event_type": s.take(KNOWN_EVENT_TYPES, ev_type),
+            "device": device_sess.take(pa.array(ev_sess)),
+            "referrer": s.if_else(ev_main_first, ref_sess.take(pa.array(ev_sess)), s.NULL_STR),
+            "search_query": s.if_else(is_search, query.take(step_pos), s.NULL_STR),
+            "dwell_ms": pa.array(dwell_ev, mask=null_dwell),
+            "platform": pa.array(np.full(len(ev_step), "web")),
+            "customer_id": s.if_else(ev_type == ET["login"], cust_person.take(pa.array(ev_sess)), s.NULL_STR),
+            "session_id": pa.nulls(len(ev_step), pa.string()),
+        }
+    )
     truth, conversions, recent = web_truth(
-        rng, world, people, plan, n_bots, first_session, vid_sess, start + t0_us, duration, n_events,
-        logged_sess, ev_sess, ev_ts, ev_type, page[ev_step], days, t0_us, customer_ids)
+        rng,
+        world,
+        people,
+        plan,
+        n_bots,
+        first_session,
+        vid_sess,
+        start + t0_us,
+        duration,
+        n_events,
+        logged_sess,
+        ev_sess,
+        ev_ts,
+        ev_type,
+        page[ev_step],
+        days,
+        t0_us,
+        customer_ids,
+    )
     bait = {"search_query": bait_value.to_pylist(), "url": bait_url}
     return WebBatch(events, truth, conversions, recent, bait)
 
@@ -333,9 +426,19 @@ def schedule(person: np.ndarray, wish: np.ndarray, duration: np.ndarray) -> np.n
     return start
 
 
-def _step_urls(rng: np.random.Generator, world: World, plan: Plan, page: np.ndarray, sess: np.ndarray,
-               first: np.ndarray, person: np.ndarray, query: pa.Array, acct: pa.Array, S: int,
-               n_bots: int) -> tuple[pa.Array, list[str]]:
+def _step_urls(
+    rng: np.random.Generator,
+    world: World,
+    plan: Plan,
+    page: np.ndarray,
+    sess: np.ndarray,
+    first: np.ndarray,
+    person: np.ndarray,
+    query: pa.Array,
+    acct: pa.Array,
+    S: int,
+    n_bots: int,
+) -> tuple[pa.Array, list[str]]:
     """Full URL of every step: site, path with its placeholder filled, and on landing pages the
     campaign query string (and, now and then, a password-reset token and e-mail: PII bait)."""
     T = len(page)
@@ -343,8 +446,13 @@ def _step_urls(rng: np.random.Generator, world: World, plan: Plan, page: np.ndar
     app_id = s.digits(rng.integers(10_000, 1_000_000, S + n_bots), 5).take(pa.array(sess))
     rand_id = s.digits(rng.integers(100_000, 1_000_000, T), 6)
     acct_step = acct.take(pa.array(np.maximum(person, 0))).take(pa.array(sess))
-    fill = s.if_else(hole == 1, app_id, s.if_else(hole == 2, acct_step, s.if_else(
-        hole == 3, rand_id, s.if_else(hole == 4, s.urlencode(query), ""))))
+    searched = hole == 4
+    q_enc = _put(pa.nulls(T, pa.string()), searched, s.urlencode(query.filter(pa.array(searched))))
+    fill = s.if_else(
+        hole == 1,
+        app_id,
+        s.if_else(hole == 2, acct_step, s.if_else(hole == 3, rand_id, s.if_else(searched, q_enc, ""))),
+    )
     path = s.cat(s.take(world.page_prefix, page), fill, s.take(world.page_suffix, page))
 
     # landing query strings, per session (bots land bare)
@@ -355,8 +463,11 @@ def _step_urls(rng: np.random.Generator, world: World, plan: Plan, page: np.ndar
     head = s.take([x[3] for x in variants], v)
     camp = s.if_else(np.array([x[4] for x in variants])[v], s.take(campaigns, product), "")
     tail_kind = np.array([x[6] for x in variants])[v]
-    tail = s.if_else(tail_kind == "tok", s.tokens(rng, len(v), 24), s.if_else(
-        tail_kind == "num", s.digits(rng.integers(1000, 99999, len(v)), 5), ""))
+    tail = s.if_else(
+        tail_kind == "tok",
+        s.tokens(rng, len(v), 24),
+        s.if_else(tail_kind == "num", s.digits(rng.integers(1000, 99999, len(v)), 5), ""),
+    )
     qs = s.cat(head, camp, s.take([x[5] for x in variants], v), tail)
     has_qs = np.array([bool(x[3]) for x in variants])[v]
 

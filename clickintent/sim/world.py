@@ -8,6 +8,7 @@ no randomness: everything random happens in the generators, from a seeded numpy 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,10 +41,10 @@ def _cum(weights: np.ndarray) -> np.ndarray:
     return cum
 
 
-def _vec(mapping: dict[str, float] | object, names: tuple[str, ...], what: str) -> np.ndarray:
+def _vec(mapping: Mapping[str, float], names: tuple[str, ...], what: str) -> np.ndarray:
     out = np.zeros(len(names))
     index = {n: i for i, n in enumerate(names)}
-    for k, v in dict(mapping).items():  # type: ignore[call-overload]
+    for k, v in mapping.items():
         if k not in index:
             raise ValueError(f"{what}: unknown name {k!r}")
         out[index[k]] = v
@@ -134,7 +135,7 @@ def build_world(cfg: SimConfig | None = None) -> World:
     cfg = cfg or SimConfig()
     pages = check_pages(cfg, default_pages())
     intents = INTENTS
-    n_pages, K = len(pages), len(intents)
+    K = len(intents)
 
     page_group = np.array([GROUP_INDEX[p.group] for p in pages])
     page_product = np.array([NO_PRODUCT if p.product is None else PRODUCT_INDEX[p.product] for p in pages])
@@ -149,13 +150,11 @@ def build_world(cfg: SimConfig | None = None) -> World:
         pick_page[g, : len(idx)] = idx
         pick_page[g, len(idx) :] = idx[0] if len(idx) else 0
         for prod in range(P + 1):
-            w = weight[idx].copy()
             match = page_product[idx] == prod
-            if g in APPLY:  # an application page is the one of the product being applied for
-                w = np.where(match, w, 0.0) if match.any() else w
-            else:  # pages about the session's product are more likely
-                w = np.where(match, w * 4.0, w)
-            pick_w[g, prod, : len(idx)] = w
+            # an application page is the one of the product applied for; elsewhere the session's
+            # product makes its pages four times as likely
+            factor = np.where(match, 1.0, 0.0 if match.any() else 1.0) if g in APPLY else np.where(match, 4.0, 1.0)
+            pick_w[g, prod, : len(idx)] = weight[idx] * factor
     private = {GROUP_INDEX[g] for g in PRIVATE_GROUPS}
     noise_groups = {GROUP_INDEX[g] for g in NOISE_GROUPS}
     noise_pages = np.array([i for i, p in enumerate(pages) if GROUP_INDEX[p.group] in noise_groups])
@@ -216,16 +215,16 @@ def build_world(cfg: SimConfig | None = None) -> World:
     )
 
 
-def _vec_default(mapping: object, names: tuple[str, ...]) -> np.ndarray:
+def _vec_default(mapping: Mapping[str, float], names: tuple[str, ...]) -> np.ndarray:
     """Multipliers by name, 1 where a name is not given."""
     out = np.ones(len(names))
     index = {n: i for i, n in enumerate(names)}
-    for k, v in dict(mapping).items():  # type: ignore[call-overload]
+    for k, v in mapping.items():
         out[index[k]] = v
     return out
 
 
 def sample_rows(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
     """One draw per row of a (n, k) cumulative table: the index of the first entry above a uniform."""
-    u = rng.random(cum.shape[0])
+    u: np.ndarray = rng.random((cum.shape[0],))
     return np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)

@@ -333,12 +333,8 @@ def generate_cluster(
             _top_searches(events, members),
             [summaries[ids[i]] for i in reps[c]],
         )
-        requests.append(
-            Request(prompt("name_cluster", cluster=block), max_tokens=64, stop=("\n\n", "### Cluster"))
-        )
-    named = [
-        parse_named_cluster(c.text) for c in llm.run(requests, "cluster names", check=_check_named_cluster)
-    ]
+        requests.append(Request(prompt("name_cluster", cluster=block), max_tokens=64, stop=("\n\n", "### Cluster")))
+    named = [parse_named_cluster(c.text) for c in llm.run(requests, "cluster names", check=_check_named_cluster)]
 
     # Merge near-duplicate names: the larger cluster keeps its name and description.
     by_size = sorted(range(len(kept)), key=lambda j: -sizes[kept[j]])
@@ -368,9 +364,7 @@ def generate_cluster(
         names = [named[heads[g]][0] for g in range(len(heads)) if cat_of[g] == cat]
         listed = "; ".join(q for q in (quote(nm, 60) for nm in names) if q)
         cat_requests.append(Request(prompt("name_category", labels=listed), max_tokens=8, stop=("\n",)))
-    cat_names = [
-        clean_name(c.text, 3) for c in llm.run(cat_requests, "category names", check=_check_category)
-    ]
+    cat_names = [clean_name(c.text, 3) for c in llm.run(cat_requests, "category names", check=_check_category)]
 
     labels: list[Label] = []
     assignments: dict[str, str] = {}

@@ -28,7 +28,7 @@ import pyarrow as pa
 from clickintent import schema
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM, Completion, Request
-from clickintent.taxonomy.render import prompt, render_session, render_table, sample_sessions
+from clickintent.taxonomy.render import prompt, render_session, render_table, sample_sessions, site_suffix
 from clickintent.taxonomy.taxonomy import Taxonomy
 
 STEP = "labels"
@@ -40,7 +40,7 @@ def _labels_block(taxonomy: Taxonomy) -> str:
     return "\n".join(f"- {lb.name}: {lb.description}" for lb in taxonomy.labels)
 
 
-def _examples_block(taxonomy: Taxonomy, sessions: pa.Table | None, max_events: int = 8) -> str:
+def _examples_block(taxonomy: Taxonomy, sessions: pa.Table | None, suffix: str = "", max_steps: int = 6) -> str:
     """One rendered example visit per label (its first example id found in `sessions`)."""
     if sessions is None or not any(lb.examples for lb in taxonomy.labels):
         return ""
@@ -53,7 +53,7 @@ def _examples_block(taxonomy: Taxonomy, sessions: pa.Table | None, max_events: i
         if sid is None:
             continue
         row = sessions.slice(rows[sid], 1).to_pylist()[0]
-        text = render_session(row["events"], row.get("platform"), max_events=max_events)
+        text = render_session(row["events"], row.get("platform"), max_steps=max_steps, suffix=suffix)
         parts.append(f"### Visit\n{text}\n### Label: {lb.name}\n\n")
     return "".join(parts)
 
@@ -63,9 +63,7 @@ def label_prompt(taxonomy: Taxonomy, session_text: str, examples: str = "") -> s
 
 
 def label_request(taxonomy: Taxonomy, session_text: str, examples: str = "") -> Request:
-    return Request(
-        label_prompt(taxonomy, session_text, examples), max_tokens=16, choices=tuple(taxonomy.names)
-    )
+    return Request(label_prompt(taxonomy, session_text, examples), max_tokens=16, choices=tuple(taxonomy.names))
 
 
 def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
@@ -101,8 +99,9 @@ def label_sessions(
 ) -> pa.Table:
     """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions`."""
     table = sample_sessions(sessions, sample, seed)
-    texts = render_table(table)
-    shots = _examples_block(taxonomy, sessions) if examples else ""
+    suffix = site_suffix([e.get("page_title") for evs in table.column("events").to_pylist() for e in evs]) or ""
+    texts = render_table(table, suffix=suffix)
+    shots = _examples_block(taxonomy, sessions, suffix) if examples else ""
     prior: dict[str, float] | None = None
     if calibrate:
         ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, shots), f"{step} (calibration)")
@@ -117,9 +116,7 @@ def label_sessions(
     return _labels_table(ids, names, confs, "llm", taxonomy.version)
 
 
-def _labels_table(
-    ids: list[str], intents: list[str], confs: list[float], source: str, version: str
-) -> pa.Table:
+def _labels_table(ids: list[str], intents: list[str], confs: list[float], source: str, version: str) -> pa.Table:
     n = len(ids)
     return pa.table(
         {

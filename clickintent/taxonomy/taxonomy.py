@@ -73,9 +73,7 @@ class Taxonomy:
     generator: dict[str, Any] = field(default_factory=dict)  # backend, model, parameters, usage
 
     @classmethod
-    def create(
-        cls, labels: list[Label], mode: str = "manual", generator: dict[str, Any] | None = None
-    ) -> Taxonomy:
+    def create(cls, labels: list[Label], mode: str = "manual", generator: dict[str, Any] | None = None) -> Taxonomy:
         """A validated taxonomy from `labels`; adds `other` if missing and makes ids unique."""
         rest = [lb for lb in labels if lb.id != OTHER_ID and lb.name.lower() != OTHER_NAME.lower()]
         others = [lb for lb in labels if lb not in rest]
@@ -206,9 +204,7 @@ class Taxonomy:
                 )
             )
         generator = d.get("generator") or {}
-        tax = cls(
-            labels, mode=str(d.get("mode", "manual")), created=str(d.get("created", "")), generator=generator
-        )
+        tax = cls(labels, mode=str(d.get("mode", "manual")), created=str(d.get("created", "")), generator=generator)
         tax.validate()
         return tax
 

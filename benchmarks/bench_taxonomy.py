@@ -1,0 +1,272 @@
+"""Taxonomy quality and cost on the simulated world (issue 5): LLM labels vs the true intents.
+
+Pipeline: `clickintent.sim.simulate` -> ingest -> sessionize -> join the simulator's truth on (visitor_id,
+platform, start, end) -> keep human web sessions with a true primary intent. From those, a generation sample
+G (`--sample`) and a label sample L (the first `--label-sample` of G). Every method is scored on L:
+
+- `cluster+llm`: `generate_cluster` on G (MiniLM text vectors, k-means, the LLM names clusters), then the
+  LLM labels L with that taxonomy (`label_sessions`, restricted choice, calibrated);
+- `cluster assignment`: the k-means clusters of the same build, read off for L (no LLM labelling);
+- `nearest description`: the non-LLM baseline, each session's MiniLM text vector against each label's
+  "name: description" vector of the same taxonomy;
+- `bertopic`: BERTopic on the same session texts and the same MiniLM vectors, fit on G, run in a separate
+  virtualenv (`--bertopic-python`; never a clickintent dependency), skipped with a message when missing;
+- `llm` mode (TnT-LLM) needs a capable instruction-following server and is run only with `--llm openai`.
+
+Metrics: NMI and ARI vs the true intents, many-to-one accuracy (each predicted label mapped to its most
+common true intent), labels found vs true intents; stability: ARI between the labelings of L from two
+builds with different seeds; cost: calls, tokens and seconds per 1,000 labelled sessions, and per build.
+
+    python benchmarks/bench_taxonomy.py --visitors 1500 --sample 1000 --label-sample 300 \\
+        --out benchmarks/results/taxonomy.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BERTOPIC_SCRIPT = r"""
+import json, sys
+import numpy as np
+from bertopic import BERTopic
+from hdbscan import HDBSCAN
+from umap import UMAP
+d = json.load(open(sys.argv[1]))
+emb = np.load(sys.argv[2], allow_pickle=False)
+out = {}
+for seed in d["seeds"]:
+    umap = UMAP(n_neighbors=15, n_components=5, min_dist=0.0, metric="cosine", random_state=seed)
+    hdb = HDBSCAN(min_cluster_size=d["min_topic_size"], metric="euclidean", prediction_data=True)
+    model = BERTopic(umap_model=umap, hdbscan_model=hdb, calculate_probabilities=False)
+    topics, _ = model.fit_transform(d["texts"], emb)
+    out[str(seed)] = [int(t) for t in topics]
+json.dump(out, open(sys.argv[3], "w"))
+"""
+
+
+def many_to_one(pred: list[str], truth: list[str]) -> float:
+    """Accuracy when each predicted label is mapped to the true intent most common among its sessions."""
+    by: dict[str, Counter[str]] = {}
+    for p, t in zip(pred, truth, strict=True):
+        by.setdefault(p, Counter())[t] += 1
+    return sum(c.most_common(1)[0][1] for c in by.values()) / max(1, len(pred))
+
+
+def scores(pred: list[str], truth: list[str]) -> dict[str, float | int]:
+    return {
+        "nmi": round(float(normalized_mutual_info_score(truth, pred)), 4),
+        "ari": round(float(adjusted_rand_score(truth, pred)), 4),
+        "many_to_one": round(many_to_one(pred, truth), 4),
+        "labels_used": len(set(pred)),
+    }
+
+
+def world(tmp: Path, visitors: int, days: int, seed: int) -> tuple[pa.Table, dict[str, str], dict[str, Any]]:
+    """Human web sessions with a true intent, and session_id -> true primary intent."""
+    from clickintent.ingest import ingest
+    from clickintent.sessionize import sessionize
+    from clickintent.sim import simulate
+
+    summary = simulate(tmp / "sim", visitors=visitors, days=days, seed=seed)
+    ingest(tmp / "sim" / "events.parquet", tmp / "ingest")
+    sessionize(tmp / "ingest" / "events.parquet", tmp / "sessions.parquet")
+    sessions = pq.read_table(tmp / "sessions.parquet")
+    truth = pq.read_table(tmp / "sim" / "truth" / "sessions.parquet")
+    con = duckdb.connect()
+    con.register("s", sessions.select(["session_id", "visitor_id", "platform", "start", "end"]))
+    con.register("t", truth)
+    rows = con.execute(
+        'SELECT s.session_id, t.intent FROM s JOIN t USING (visitor_id, platform, start, "end") '
+        "WHERE s.platform = 'web' AND NOT t.is_bot AND t.intent IS NOT NULL"
+    ).fetchall()
+    intent = dict(rows)
+    keep = pa.array([sid in intent for sid in sessions.column("session_id").to_pylist()])
+    info = {
+        "visitors": visitors,
+        "days": days,
+        "world_seed": seed,
+        "sessions": sessions.num_rows,
+        "scored_sessions": len(intent),
+        "true_intents": len(set(intent.values())),
+        "mixed_sessions": summary.mixed_sessions,
+    }
+    return sessions.filter(keep), intent, info
+
+
+def usage_dict(llm: Any, steps: list[str] | None = None) -> dict[str, float | int]:
+    items = [u for s, u in llm.usage.items() if steps is None or s in steps]
+    calls = sum(u.calls for u in items)
+    tokens = sum(u.tokens for u in items)
+    secs = sum(u.seconds for u in items)
+    hits = sum(u.cache_hits for u in items)
+    return {"calls": calls, "cache_hits": hits, "tokens": tokens, "seconds": round(secs, 1)}
+
+
+def per_1000(u: dict[str, float | int], n: int) -> dict[str, float]:
+    return {k: round(float(u[k]) * 1000 / max(1, n), 1) for k in ("calls", "tokens", "seconds")}
+
+
+def run_bertopic(python: str, texts: list[str], emb: np.ndarray, seeds: list[int], tmp: Path) -> dict[str, Any]:
+    if not Path(python).exists():
+        return {"skipped": f"no BERTopic interpreter at {python} (make a separate venv: pip install bertopic)"}
+    (tmp / "bt.json").write_text(json.dumps({"texts": texts, "seeds": seeds, "min_topic_size": 10}))
+    np.save(tmp / "bt.npy", emb.astype(np.float32))
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [python, "-c", BERTOPIC_SCRIPT, str(tmp / "bt.json"), str(tmp / "bt.npy"), str(tmp / "bt-out.json")],
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        return {"skipped": f"BERTopic failed: {proc.stderr[-800:]}"}
+    return {"topics": json.loads((tmp / "bt-out.json").read_text()), "seconds": time.perf_counter() - t0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--visitors", type=int, default=1500, help="simulated visitors")
+    ap.add_argument("--days", type=int, default=14, help="simulated days")
+    ap.add_argument("--world-seed", type=int, default=0, help="simulator seed")
+    ap.add_argument("--sample", type=int, default=1000, help="sessions to build each taxonomy from (G)")
+    ap.add_argument("--label-sample", type=int, default=300, help="sessions the LLM labels and all are scored on")
+    ap.add_argument("--max-labels", type=int, default=20, help="taxonomy bound (the world has 18 intents)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="build seeds; two give stability")
+    ap.add_argument("--llm", choices=["local", "openai"], default="local", help="backend")
+    ap.add_argument("--llm-base-url", default=None, help="openai backend URL (runs llm mode too)")
+    ap.add_argument("--llm-model", default=None, help="openai backend model")
+    ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
+    ap.add_argument("--bertopic-python", default="/tmp/btvenv/bin/python", help="python of a venv with bertopic")
+    ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
+    args = ap.parse_args()
+
+    from clickintent.encoder.text import MiniLMEncoder
+    from clickintent.llm import make_backend
+    from clickintent.taxonomy.generate import generate_cluster, generate_llm
+    from clickintent.taxonomy.label import label_sessions, nearest_description_labels
+    from clickintent.taxonomy.render import digest_table, sample_sessions
+
+    started = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-taxonomy-"))
+    sessions, intent, info = world(tmp, args.visitors, args.days, args.world_seed)
+    gen = sample_sessions(sessions, args.sample, seed=12345)  # one G for every method and seed
+    label_ids = gen.column("session_id").to_pylist()[: args.label_sample]
+    lab = gen.filter(pa.array([s in set(label_ids) for s in gen.column("session_id").to_pylist()]))
+    label_ids = lab.column("session_id").to_pylist()
+    truth = [intent[s] for s in label_ids]
+    encoder = MiniLMEncoder()
+    digests = digest_table(gen)
+    results: dict[str, Any] = {"world": info, "G": gen.num_rows, "L": len(label_ids), "methods": {}, "runs": []}
+    print(f"world: {info}; G={gen.num_rows} L={len(label_ids)}", file=sys.stderr)
+
+    runs: list[dict[str, Any]] = []
+    for seed in args.seeds:
+        cache = args.cache or tmp / f"cache-{seed}.sqlite"
+        llm = make_backend(args.llm, cache=cache, base_url=args.llm_base_url, model=args.llm_model)
+        built = generate_cluster(gen, llm, max_labels=args.max_labels, sample=None, seed=seed,
+                                 text_encoder=encoder)  # fmt: skip
+        build_usage = usage_dict(llm)
+        tax = built.taxonomy
+        t0 = time.perf_counter()
+        labels = label_sessions(lab, tax, llm, sample=None, seed=seed)
+        label_usage = usage_dict(llm, ["labels", "labels (calibration)"])
+        label_usage["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        got = dict(zip(labels.column("session_id").to_pylist(), labels.column("intent").to_pylist(), strict=True))
+        llm_pred = [got[s] for s in label_ids]
+        assign_pred = [built.assignments[s] for s in label_ids]
+        nearest = nearest_description_labels({s: digests[s] for s in label_ids}, tax, encoder)
+        near_pred = [nearest[s][0] for s in label_ids]
+        conf = labels.column("confidence").to_numpy()
+        run = {
+            "seed": seed,
+            "taxonomy": {"version": tax.version, "labels": len(tax.labels), "tree": tax.tree().split("\n")},
+            "cluster+llm": scores(llm_pred, truth) | {"mean_confidence": round(float(conf.mean()), 3)},
+            "cluster assignment": scores(assign_pred, truth),
+            "nearest description": scores(near_pred, truth),
+            "cost": {
+                "build": build_usage,
+                "build_per_1000_G": per_1000(build_usage, gen.num_rows),
+                "label": label_usage,
+                "label_per_1000": per_1000(label_usage, len(label_ids)),
+            },
+            "_pred": {"llm": llm_pred, "assign": assign_pred, "near": near_pred},
+        }
+        runs.append(run)
+        print(json.dumps({k: v for k, v in run.items() if k not in ("_pred", "taxonomy")}), file=sys.stderr)
+        print("\n".join(run["taxonomy"]["tree"]), file=sys.stderr)
+
+    if args.llm == "openai" and args.llm_base_url:
+        llm = make_backend("openai", cache=tmp / "cache-llm.sqlite", base_url=args.llm_base_url,
+                           model=args.llm_model, endpoint="chat")  # fmt: skip
+        built = generate_llm(gen, llm, max_labels=args.max_labels, sample=None, text_encoder=encoder)
+        labels = label_sessions(lab, built.taxonomy, llm, sample=None)
+        got = dict(zip(labels.column("session_id").to_pylist(), labels.column("intent").to_pylist(), strict=True))
+        results["methods"]["llm mode"] = scores([got[s] for s in label_ids], truth) | {"cost": usage_dict(llm)}
+    else:
+        results["methods"]["llm mode"] = {"skipped": "needs a capable instruction-following server (--llm openai)"}
+
+    # BERTopic on the same texts and MiniLM vectors, fit on G, scored on L.
+    emb = encoder.encode([digests[s] for s in gen.column("session_id").to_pylist()])
+    bt = run_bertopic(args.bertopic_python, [digests[s] for s in gen.column("session_id").to_pylist()], emb,
+                      args.seeds, tmp)  # fmt: skip
+    pos = {s: i for i, s in enumerate(gen.column("session_id").to_pylist())}
+    bt_preds: list[list[str]] = []
+    if "topics" in bt:
+        for seed in args.seeds:
+            topics = bt["topics"][str(seed)]
+            bt_preds.append([f"t{topics[pos[s]]}" for s in label_ids])
+        results["methods"]["bertopic"] = scores(bt_preds[0], truth) | {
+            "topics_found": len({t for t in bt["topics"][str(args.seeds[0])] if t >= 0}),
+            "outlier_share": round(sum(p == "t-1" for p in bt_preds[0]) / len(bt_preds[0]), 3),
+            "seconds_all_seeds": round(bt["seconds"], 1),
+        }
+    else:
+        results["methods"]["bertopic"] = bt
+
+    first = runs[0]
+    for name, key in (("cluster+llm", "llm"), ("cluster assignment", "assign"), ("nearest description", "near")):
+        results["methods"][name] = first[name]
+    if len(runs) > 1:
+        results["stability_ari"] = {
+            "cluster+llm": round(adjusted_rand_score(runs[0]["_pred"]["llm"], runs[1]["_pred"]["llm"]), 4),
+            "cluster assignment": round(
+                adjusted_rand_score(runs[0]["_pred"]["assign"], runs[1]["_pred"]["assign"]), 4
+            ),
+            "nearest description": round(
+                adjusted_rand_score(runs[0]["_pred"]["near"], runs[1]["_pred"]["near"]), 4
+            ),
+        }
+        if len(bt_preds) > 1:
+            results["stability_ari"]["bertopic"] = round(adjusted_rand_score(bt_preds[0], bt_preds[1]), 4)
+    results["runs"] = [{k: v for k, v in r.items() if k != "_pred"} for r in runs]
+    results["true_intents"] = info["true_intents"]
+    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "llm": args.llm,
+                          "n_threads": 1}  # fmt: skip
+    results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    text = json.dumps(results, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,78 @@
+"""The simulator's output through the real pipeline: `ingest` quarantines exactly the deliberate bad rows
+(counted by reason) and redacts the PII bait, and `sessionize` with defaults recovers every truth session."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from clickintent.ingest import IngestReport, ingest
+from clickintent.sessionize import sessionize
+from clickintent.sim import simulate
+
+KEY = ["visitor_id", "platform", "start", "end"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IngestReport]:
+    d = tmp_path_factory.mktemp("sim-ingest")
+    simulate(d, visitors=600, days=30, seed=21, signal=0.5)
+    report = ingest(d / "events.parquet", d / "ingested")
+    return d, report
+
+
+def test_ingest_quarantines_only_the_deliberate_bad_rows(run: tuple[Path, IngestReport]) -> None:
+    d, report = run
+    bad = json.loads((d / "truth" / "bad_rows.json").read_text())
+    assert report.reconciles and report.duplicates == 0
+    assert report.quarantine_reasons == bad["by_reason"]
+    assert report.quarantined == bad["total"] > 0
+    truth = pd.read_parquet(d / "truth" / "sessions.parquet", columns=["n_events"])
+    assert report.rows_out == truth.n_events.sum()
+
+
+def test_sessionize_recovers_every_truth_session(run: tuple[Path, IngestReport]) -> None:
+    d, _ = run
+    sessionize(d / "ingested" / "events.parquet", d / "ingested" / "sessions.parquet")
+    got = pd.read_parquet(d / "ingested" / "sessions.parquet", columns=[*KEY, "n_events", "customer_id"])
+    truth = pd.read_parquet(d / "truth" / "sessions.parquet")
+    m = got.merge(truth, on=KEY, how="outer", indicator=True, suffixes=("", "_truth"))
+    assert (m._merge == "both").all(), m._merge.value_counts()
+    assert (m.n_events == m.n_events_truth).all()
+    # a login is the only link between channels, and it links to the right customer
+    assert m.customer_id.notna().eq(m.logged_in).all()
+    linked = m[m.customer_id.notna()]
+    assert (linked.customer_id == linked.customer_id_truth).all()
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+def _surviving_bait(d: Path, keep: str) -> list[str]:
+    """Bait values (of the kind selected by `keep`) still readable anywhere in the ingested text,
+    however the URL spelled the separators between their parts."""
+    bait = json.loads((d / "truth" / "pii_bait.json").read_text())
+    values = [v for v in bait["search_query"] + bait["url"] if re.fullmatch(keep, v)]
+    assert values, f"no bait of kind {keep!r}"
+    e = pd.read_parquet(d / "ingested" / "events.parquet")
+    text = "\n".join(_alnum(v) for c in ("url", "page", "page_title", "referrer", "search_query")
+                     for v in e[c].dropna().unique())  # fmt: skip
+    return [v for v in values if _alnum(v) in text]
+
+
+def test_ingest_redacts_e_mail_phone_and_token_bait(run: tuple[Path, IngestReport]) -> None:
+    d, report = run
+    assert report.redactions
+    assert _surviving_bait(d, r"(?!\d{4} \d).*") == []  # everything but card numbers
+
+
+@pytest.mark.xfail(strict=True, reason="pii.py does not see a card number whose digit groups are joined by "
+                   "'+' (URL-encoded spaces), e.g. /search?q=lost+card+4111+1111+1111+1111")
+def test_ingest_redacts_card_number_bait_in_urls(run: tuple[Path, IngestReport]) -> None:
+    d, _ = run
+    assert _surviving_bait(d, r"\d{4} \d.*") == []
