@@ -18,7 +18,14 @@ ROWS = [
     ["a", "2024-03-01T10:00:00Z", "https://www.bank.com/cards?utm_source=x", "Cards", "page_view", ""],
     ["a", "2024-03-01T10:01:00Z", "https://www.bank.com/search", "Search", "search", "mail bob@example.com"],
     ["b", "2024-03-01T11:00:00+01:00", "https://www.bank.com/apply/step-2?appId=88121", "Apply", "form_start", ""],
-    ["b", "2024-03-01 11:30:00", "https://www.bank.com/apply/step-2?appId=90412&token=s3cr3tvalue1", "Apply", "click", ""],
+    [
+        "b",
+        "2024-03-01 11:30:00",
+        "https://www.bank.com/apply/step-2?appId=90412&token=s3cr3tvalue1",
+        "Apply",
+        "click",
+        "",
+    ],
 ]
 MAPPING = {"visitor_id": "Visitor", "ts": "When", "url": "Link", "page_title": "Title", "event_type": "Kind",
            "search_query": "Query"}  # fmt: skip
@@ -140,10 +147,16 @@ def test_mixed_types_in_jsonl(tmp_path: Path) -> None:
     assert set(events) == {"17", "v2", "v4"}
     assert events["17"]["dwell_ms"] == 1500 and events["v2"]["dwell_ms"] == 2000
     assert events["17"]["ts"] == datetime(2024, 3, 1, 10, 0, tzinfo=UTC)
-    assert set(report.quarantine_reasons) == {"invalid dwell_ms", "malformed JSON: Expecting property name enclosed in double quotes", "JSON line is not an object"}
+    assert set(report.quarantine_reasons) == {
+        "invalid dwell_ms",
+        "malformed JSON: Expecting property name enclosed in double quotes",
+        "JSON line is not an object",
+    }
 
 
-@pytest.mark.parametrize(("values", "unit"), [(["1709287200", "1709287260"], "s"), (["1709287200000", "1709287260000"], "ms")])
+@pytest.mark.parametrize(
+    ("values", "unit"), [(["1709287200", "1709287260"], "s"), (["1709287200000", "1709287260000"], "ms")]
+)
 def test_epoch_units_are_detected(tmp_path: Path, values: list[str], unit: str) -> None:
     rows = [["a", v, "/x", "T", "click", ""] for v in values]
     report = ingest(write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING))
@@ -153,7 +166,9 @@ def test_epoch_units_are_detected(tmp_path: Path, values: list[str], unit: str) 
 
 def test_epoch_unit_can_be_overridden(tmp_path: Path) -> None:
     rows = [["a", "1709287200", "/x", "T", "click", ""]]
-    report = ingest(write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING, ts_unit="ms"))
+    report = ingest(
+        write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING, ts_unit="ms")
+    )
     # read as milliseconds that is January 1970: outside the plausible range, so quarantined with a hint
     assert report.quarantine_reasons == {"ts out of range 1990..2100 (check --ts-unit)": 1}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,8 +44,15 @@ event_rows = st.lists(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rows=event_rows, gap=st.sampled_from([5, 30]), max_hours=st.sampled_from([1, 12]), max_events=st.sampled_from([3, 512]))
-def test_invariants(tmp_path: Path, rows: list[tuple[str, str, int, str]], gap: int, max_hours: int, max_events: int) -> None:
+@given(
+    rows=event_rows,
+    gap=st.sampled_from([5, 30]),
+    max_hours=st.sampled_from([1, 12]),
+    max_events=st.sampled_from([3, 512]),
+)
+def test_invariants(
+    tmp_path: Path, rows: list[tuple[str, str, int, str]], gap: int, max_hours: int, max_events: int
+) -> None:
     events = [{"visitor_id": v, "platform": p, "ts": T0 + timedelta(seconds=s), "url": u} for v, p, s, u in rows]
     options = SessionizeOptions(gap_minutes=gap, max_duration_hours=max_hours, max_events=max_events)
     sessions = run(tmp_path, events, options)
@@ -56,7 +64,7 @@ def test_invariants(tmp_path: Path, rows: list[tuple[str, str, int, str]], gap: 
     for s in sessions:
         times = [e["ts"] for e in s["events"]]
         assert times == sorted(times)
-        assert all(b - a <= timedelta(minutes=gap) for a, b in zip(times, times[1:], strict=False))
+        assert all(b - a <= timedelta(minutes=gap) for a, b in pairwise(times))
         assert times[-1] - times[0] < timedelta(hours=max_hours)
         assert 1 <= s["n_events"] == len(times) <= max_events
         assert (s["start"], s["end"]) == (times[0], times[-1])
@@ -105,7 +113,11 @@ def test_source_session_ids_are_kept_and_not_cut_by_gaps(tmp_path: Path) -> None
 
 
 def test_ids_are_stable_and_input_order_does_not_matter(tmp_path: Path) -> None:
-    rows = [{"visitor_id": v, "ts": T0 + timedelta(minutes=7 * i), "url": f"/p{i % 4}"} for i, v in enumerate("abcab" * 20)]
-    first = run(tmp_path / "1", rows) if (tmp_path / "1").mkdir() is None else []
-    second = run(tmp_path / "2", list(reversed(rows))) if (tmp_path / "2").mkdir() is None else []
+    rows = [
+        {"visitor_id": v, "ts": T0 + timedelta(minutes=7 * i), "url": f"/p{i % 4}"} for i, v in enumerate("abcab" * 20)
+    ]
+    (tmp_path / "1").mkdir()
+    (tmp_path / "2").mkdir()
+    first = run(tmp_path / "1", rows)
+    second = run(tmp_path / "2", list(reversed(rows)))
     assert first == second  # an unsorted file is sorted by DuckDB first

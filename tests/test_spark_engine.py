@@ -29,7 +29,8 @@ def messy_csv(path: Path) -> Path:
             customer = f"C{v}" if kind == "login" else ""
             query = "email me at x@y.com" if kind == "search" and v == 5 else ("cd rates" if kind == "search" else "")
             link = f"https://www.bank.com/p/{(v + i) % 9}?appId={i}&utm_source=mail"
-            lines.append(f"v{v},{ts.isoformat()},{link},Page {(v + i) % 9},{kind},{'app' if v == 7 else 'web'},{customer},{query}")
+            platform = "app" if v == 7 else "web"
+            lines.append(f"v{v},{ts.isoformat()},{link},Page {(v + i) % 9},{kind},{platform},{customer},{query}")
     lines.append(lines[5])  # a duplicate
     lines.append("v99,never,/x,T,click,web,,")  # unparseable ts
     lines.append("v98,2024-03-01T08:00:00Z,/x,T,click,moon,,")  # invalid platform
@@ -60,7 +61,9 @@ def test_spark_equals_duckdb(spark: Any, tmp_path: Path) -> None:
     )
     session_options = SessionizeOptions(max_events=10)  # exercise the count cut as well
     a = sessionize(tmp_path / "duck" / "events.parquet", tmp_path / "duck" / "sessions.parquet", session_options)
-    b = sessionize_spark(spark, tmp_path / "spark" / "events.parquet", tmp_path / "spark" / "sessions.parquet", session_options)
+    b = sessionize_spark(
+        spark, tmp_path / "spark" / "events.parquet", tmp_path / "spark" / "sessions.parquet", session_options
+    )
     assert (a.events, a.sessions, a.linked_sessions) == (b.events, b.sessions, b.linked_sessions)
     assert a.linked_sessions > 0
     duck_sessions = read(tmp_path / "duck" / "sessions.parquet", schema.SESSIONS, ["session_id"])

@@ -48,24 +48,64 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
 
 @click.command("ingest")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Directory for events.parquet, quarantine.parquet and ingest_report.json.")
-@click.option("--map", "mapping", multiple=True, metavar="CONTRACT=SOURCE",
-              help="Map a source column to a contract column, e.g. --map ts=Time. Repeat for each column.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "tsv", "parquet", "jsonl"]), default=None,
-              help="Input format. Default: from the file extension (.txt and unknown: CSV, delimiter sniffed).")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Directory for events.parquet, quarantine.parquet and ingest_report.json.",
+)
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="CONTRACT=SOURCE",
+    help="Map a source column to a contract column, e.g. --map ts=Time. Repeat for each column.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "tsv", "parquet", "jsonl"]),
+    default=None,
+    help="Input format. Default: from the file extension (.txt and unknown: CSV, delimiter sniffed).",
+)
 @click.option("--delimiter", default=None, help="CSV delimiter. Default: sniffed from the header line.")
-@click.option("--ts-unit", type=click.Choice(TS_UNITS), default="auto", show_default=True,
-              help="Unit of numeric timestamps (epoch s/ms/us); 'auto' detects it; text is read as ISO-8601.")
-@click.option("--platform", type=click.Choice(["web", "app"]), default="web", show_default=True,
-              help="Platform for sources without a platform column.")
-@click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
-              help="duckdb: in-process. spark: PySpark (extra 'spark'); see --master.")
+@click.option(
+    "--ts-unit",
+    type=click.Choice(TS_UNITS),
+    default="auto",
+    show_default=True,
+    help="Unit of numeric timestamps (epoch s/ms/us); 'auto' detects it; text is read as ISO-8601.",
+)
+@click.option(
+    "--platform",
+    type=click.Choice(["web", "app"]),
+    default="web",
+    show_default=True,
+    help="Platform for sources without a platform column.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="duckdb",
+    show_default=True,
+    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --master.",
+)
 @click.option("--master", default="local[*]", show_default=True, help="Spark master URL (with --engine spark).")
-@click.option("--memory-limit", default="2GB", show_default=True,
-              help="DuckDB memory limit for de-duplication and sorting; beyond it DuckDB spills to disk.")
-@click.option("--batch-rows", default=250_000, show_default=True, type=click.IntRange(min=1),
-              help="Rows read and transformed at a time (bounds memory).")
+@click.option(
+    "--memory-limit",
+    default="2GB",
+    show_default=True,
+    help="DuckDB memory limit for de-duplication and sorting; beyond it DuckDB spills to disk.",
+)
+@click.option(
+    "--batch-rows",
+    default=250_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows read and transformed at a time (bounds memory).",
+)
 def ingest_cmd(
     input_path: Path, out_dir: Path, mapping: tuple[str, ...], fmt: str | None, delimiter: str | None,
     ts_unit: str, platform: str, engine: str, master: str, memory_limit: str, batch_rows: int,
@@ -99,19 +139,48 @@ def ingest_cmd(
 
 @click.command("sessionize")
 @click.argument("events_path", metavar="EVENTS", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Output sessions.parquet. Default: sessions.parquet beside EVENTS.")
-@click.option("--gap-minutes", default=30.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="Inactivity that ends a session.")
-@click.option("--max-hours", default=12.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
-              help="A visit is cut every this many hours from its first event.")
-@click.option("--max-events", default=512, show_default=True, type=click.IntRange(min=1),
-              help="Most events in one session; the rest continues in a new session.")
-@click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
-              help="duckdb: in-process. spark: PySpark (extra 'spark'); see --master.")
+@click.option(
+    "--out",
+    "out_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Output sessions.parquet. Default: sessions.parquet beside EVENTS.",
+)
+@click.option(
+    "--gap-minutes",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="Inactivity that ends a session.",
+)
+@click.option(
+    "--max-hours",
+    default=12.0,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    help="A visit is cut every this many hours from its first event.",
+)
+@click.option(
+    "--max-events",
+    default=512,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Most events in one session; the rest continues in a new session.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="duckdb",
+    show_default=True,
+    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --master.",
+)
 @click.option("--master", default="local[*]", show_default=True, help="Spark master URL (with --engine spark).")
-@click.option("--memory-limit", default="2GB", show_default=True,
-              help="DuckDB memory limit when events must be sorted; beyond it DuckDB spills to disk.")
+@click.option(
+    "--memory-limit",
+    default="2GB",
+    show_default=True,
+    help="DuckDB memory limit when events must be sorted; beyond it DuckDB spills to disk.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a summary line.")
 def sessionize_cmd(
     events_path: Path, out_path: Path | None, gap_minutes: float, max_hours: float, max_events: int,
