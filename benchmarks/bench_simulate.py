@@ -3,7 +3,7 @@
 Runs the whole simulator (people, journeys, app, truth, Parquet writing) a few times into a temporary
 directory and prints the median. Not a profile: see `python -m cProfile` for where the time goes.
 
-    .venv/bin/python benchmarks/bench_simulate.py --visitors 21500 --days 30 --repeats 3
+    .venv/bin/python benchmarks/bench_simulate.py --visitors 22000 --days 30 --repeats 3
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from clickintent.sim import simulate
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--visitors", type=int, default=21_500, help="about 47 events per visitor at 30 days")
+    parser.add_argument("--visitors", type=int, default=22_000, help="about 46 events per visitor at 30 days")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--signal", type=float, default=0.5)

@@ -247,12 +247,8 @@ def main() -> None:
     if len(runs) > 1:
         results["stability_ari"] = {
             "cluster+llm": round(adjusted_rand_score(runs[0]["_pred"]["llm"], runs[1]["_pred"]["llm"]), 4),
-            "cluster assignment": round(
-                adjusted_rand_score(runs[0]["_pred"]["assign"], runs[1]["_pred"]["assign"]), 4
-            ),
-            "nearest description": round(
-                adjusted_rand_score(runs[0]["_pred"]["near"], runs[1]["_pred"]["near"]), 4
-            ),
+            "cluster assignment": round(adjusted_rand_score(runs[0]["_pred"]["assign"], runs[1]["_pred"]["assign"]), 4),
+            "nearest description": round(adjusted_rand_score(runs[0]["_pred"]["near"], runs[1]["_pred"]["near"]), 4),
         }
         if len(bt_preds) > 1:
             results["stability_ari"]["bertopic"] = round(adjusted_rand_score(bt_preds[0], bt_preds[1]), 4)

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from clickintent import schema
 
 
-def synthetic_events(n_events: int, seed: int = 0, events_per_visitor: int = 25) -> pa.Table:
+def synthetic_events(n_events: int, seed: int = 0, events_per_visitor: int = 25, first_visitor: int = 0) -> pa.Table:
     rng = np.random.default_rng(seed)
     n_visitors = max(1, n_events // events_per_visitor)
     visitor = np.sort(rng.integers(0, n_visitors, n_events))
@@ -34,7 +34,7 @@ def synthetic_events(n_events: int, seed: int = 0, events_per_visitor: int = 25)
     kinds = np.array(schema.KNOWN_EVENT_TYPES[:4])
     table = pa.table(
         {
-            "visitor_id": pa.array(np.char.add("v", visitor.astype(str))),
+            "visitor_id": pa.array(np.char.add("v", (visitor + first_visitor).astype(str))),
             "ts": pa.array((ts * 1e6).astype("int64"), pa.int64()).cast(schema.TS),
             "url": pa.array(pages[page]),
             "page": pa.array(np.char.replace(pages[page], "https://", "")),
@@ -52,13 +52,30 @@ def synthetic_events(n_events: int, seed: int = 0, events_per_visitor: int = 25)
     return table.cast(schema.EVENTS)
 
 
+def write_synthetic(path: Path, n_events: int, seed: int = 0, chunk: int = 5_000_000, raw: bool = False) -> None:
+    """Write `n_events` in chunks of `chunk` (bounded memory). raw=True drops `page` (a raw source file)."""
+    columns = [c for c in schema.EVENTS.names if not (raw and c == "page")]
+    writer: pq.ParquetWriter | None = None
+    done = 0
+    for i in range(0, n_events, chunk):
+        n = min(chunk, n_events - i)
+        table = synthetic_events(n, seed + i, first_visitor=done).select(columns)
+        done += n
+        if writer is None:
+            writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+        writer.write_table(table, row_group_size=1_000_000)
+    if writer is not None:
+        writer.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=5_000_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--raw", action="store_true", help="write a raw source file (no derived page column)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    pq.write_table(synthetic_events(args.events, args.seed), args.out, compression="zstd")
+    write_synthetic(args.out, args.events, args.seed, raw=args.raw)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from clickintent.sim import strings as s
 from clickintent.sim.people import TILE_BASE, People, tile_utility
 from clickintent.sim.products import PRODUCT_IDS, PRODUCTS
 from clickintent.sim.truth import APP_HOME, CONVERSIONS, SESSIONS, session_ids
-from clickintent.sim.web import DAY_US, HOURS, US, schedule
+from clickintent.sim.journeys import DAY_US, HOURS, US
+from clickintent.sim.web import schedule
 from clickintent.sim.world import World
 
 P = len(PRODUCT_IDS)

@@ -20,7 +20,8 @@ from clickintent.sim.products import PRODUCT_IDS
 from clickintent.sim.world import APPLY, NO_PRODUCT, World
 
 if TYPE_CHECKING:
-    from clickintent.sim.web import Plan
+    from clickintent.sim.journeys import Plan
+    from clickintent.sim.web import Timeline
 
 US = 1_000_000
 DAY_US = 86_400 * US
@@ -82,27 +83,14 @@ def _list_of(values: pa.Array, lengths: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def web_truth(
-    rng: np.random.Generator,
-    world: World,
-    people: People,
-    plan: Plan,
-    n_bots: int,
-    first_session: int,
-    vid_sess: pa.Array,
-    start_us: np.ndarray,
-    duration: np.ndarray,
-    n_events: np.ndarray,
-    logged_sess: np.ndarray,
-    ev_sess: np.ndarray,
-    ev_ts: np.ndarray,
-    ev_type: np.ndarray,
-    ev_page: np.ndarray,
-    days: int,
-    t0_us: int,
-    customer_ids: pa.Array,
-) -> tuple[pa.Table, pa.Table, dict[str, np.ndarray]]:
-    """Session truth, conversions and the recent-intent index for the web sessions of one batch."""
+def web_truth(rng: np.random.Generator, world: World, people: People, plan: Plan, tl: Timeline,
+              first_session: int, visitor: pa.Array, customer_ids: pa.Array,
+              ev_page: np.ndarray) -> tuple[pa.Table, pa.Table, dict[str, np.ndarray]]:  # fmt: skip
+    """Session truth, conversions and the recent-intent index for the web sessions of one batch.
+    `visitor` is the visitor id of each session, `ev_page` the page of each event of `tl`."""
+    n_bots, start_us, duration, n_events = tl.n_bots, tl.start_us, tl.duration_us, tl.n_events
+    ev_sess, ev_ts, ev_type = tl.ev_sess, tl.ev_ts, tl.ev_type
+    vid_sess, logged_sess = visitor, tl.logged_in
     S = len(plan.person)
     n = S + n_bots
     names = [i.name for i in world.intents]
