@@ -32,7 +32,7 @@ _BEARER = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{8,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+(?:@|%40)[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _SSN = re.compile(r"(?<!\d)(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}(?!\d)")
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+_CARD = re.compile(r"(?<!\d)(?:\d(?:[ +-]|%20)?){12,18}\d(?!\d)")  # groups joined by space, -, + or %20
 _PHONE = re.compile(
     r"(?<![\w])(?:\+?1[ .-]?)?\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}(?!\d)"  # US: 555-123-4567, (555) 123 4567
     r"|(?<![\w+])\+\d{1,3}[ .-]?\d{1,4}(?:[ .-]?\d{2,4}){2,4}(?!\d)"  # international: +44 20 7946 0958
@@ -44,7 +44,7 @@ _ACCOUNT = re.compile(
 
 # A value can only contain PII if it matches this: every pattern above needs an '@', an '=', a
 # JWT/bearer prefix, six digits in a row, or two digits around a separator. Kept in RE2 syntax for Arrow.
-PREFILTER = r"(?i)@|%40|=|eyj|bearer|\d{6}|\d[ .()-]+\d|account|acct|a/c|iban|routing"
+PREFILTER = r"(?i)@|%40|=|eyj|bearer|\d{6}|\d(?:[ .()+-]|%20)+\d|account|acct|a/c|iban|routing"
 _PREFILTER = re.compile(PREFILTER)
 
 
@@ -62,7 +62,7 @@ def luhn_ok(digits: str) -> bool:
 
 
 def _card(match: re.Match[str], counts: Counter[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
+    digits = re.sub(r"%20|\D", "", match.group(0))
     if 13 <= len(digits) <= 19 and luhn_ok(digits):
         counts["card"] += 1
         return "[CARD]"

@@ -154,6 +154,20 @@ def test_long_sessions_keep_their_last_events(vocab: Vocab, text: TextVectors) -
     assert f.columns["page_bucket"][0] == Featurizer(vocab, text)._page("bank.example/p4")[1]
 
 
+def test_row_path_equals_arrow_path(small: pa.Table, vocab: Vocab, text: TextVectors) -> None:
+    feat = Featurizer(vocab, text)
+    long = sessions_table([[event(f"bank.example/p{i}", sec=i, title=f"page {i}") for i in range(12)]])
+    for table in (small, long, toy_sessions(30, seed=4)[0]):
+        a = feat.frame(table)
+        b = feat.frame_rows([row["events"] for row in table.to_pylist()])
+        assert np.array_equal(a.offsets, b.offsets)
+        for name in ("page", "page_bucket", "event_type", "device", "dwell", "gap", "referrer"):
+            assert np.array_equal(a.columns[name], b.columns[name]), name
+        assert np.array_equal(a.url_tokens[a.columns["url"]], b.url_tokens[b.columns["url"]])
+        for name in ("title", "query"):
+            assert np.array_equal(a.text[a.columns[name]], b.text[b.columns[name]])
+
+
 def test_collate_pads_to_longest(small: pa.Table, vocab: Vocab, text: TextVectors) -> None:
     f = Featurizer(vocab, text).frame(small)
     b = collate(f, np.array([1, 2]))

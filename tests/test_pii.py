@@ -98,3 +98,10 @@ def test_redact_array_matches_redact_and_counts_per_row() -> None:
     out = redact_array(pa.array(values), counts).to_pylist()
     assert out == [None if v is None else redact(v) for v in values]
     assert counts == Counter({"email": 2, "phone": 1})
+
+
+@pytest.mark.parametrize("sep", [" ", "-", "+", "%20"])
+def test_card_numbers_with_url_encoded_separators(sep: str) -> None:
+    number = sep.join(["4111", "1111", "1111", "1111"])
+    assert "4111" not in redact(f"/search?q=lost+card+{number}&x=1")
+    assert "4111" not in redact(f"lost card {number}")

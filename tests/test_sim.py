@@ -159,7 +159,9 @@ def test_conversions_point_at_their_sessions(world: Path) -> None:
 
 def test_events_never_name_the_intent(world: Path) -> None:
     e = read(world, "events")
-    text = "\n".join(e[c].dropna().astype(str).str.cat(sep="\n") for c in ("url", "page_title", "referrer", "search_query"))
+    text = "\n".join(
+        e[c].dropna().astype(str).str.cat(sep="\n") for c in ("url", "page_title", "referrer", "search_query")
+    )
     for name in INTENT_NAMES:
         if "_" in name:  # one-word names ("careers") are also ordinary page words
             assert name not in text
@@ -262,3 +264,16 @@ def test_cli_prints_a_summary(tmp_path: Path) -> None:
     assert (tmp_path / "events.parquet").is_file() and (tmp_path / "truth" / "sessions.parquet").is_file()
     bad = CliRunner().invoke(main, ["simulate", "--signal", "2", "--out", str(tmp_path)])
     assert bad.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        SimConfig(customer_share=0.0, bot_share=0.0, bad_rows_per_reason=0),
+        SimConfig(customer_share=1.0, mixed_share=1.0),
+    ],
+)
+def test_tiny_and_extreme_worlds_still_reconcile(tmp_path: Path, cfg: SimConfig) -> None:
+    summary = simulate(tmp_path, visitors=3, days=1, seed=0, config=cfg)
+    t = read(tmp_path, "sessions")
+    assert summary.events == len(read(tmp_path, "events")) and t.n_events.sum() == len(good_events(tmp_path))

@@ -110,10 +110,12 @@ class Embedder:
 
     def embed_one(self, events: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """[out_dim] for one session given as event dicts (SESSION_EVENT fields; ts a datetime,
-        ISO string or microseconds since the epoch)."""
-        frame = self.featurizer.frame_events(self.featurizer.events_array(events))
-        batch = collate(frame, np.zeros(1, np.int64)).to(self.device)
-        return self.model.embed(batch)[0].float().cpu().numpy()
+        ISO string or microseconds since the epoch). The low-latency path: no Arrow."""
+        return self.embed_many([events])[0]
+
+    def embed_many(self, sessions: Sequence[Sequence[Mapping[str, Any]]]) -> np.ndarray:
+        """[N, out_dim] for a few sessions given as lists of event dicts (see `embed_one`)."""
+        return self.embed_frame(self.featurizer.frame_rows(sessions))
 
     def embeddings_batch(self, sessions: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
         """`schema.EMBEDDINGS` rows for a chunk of sessions."""

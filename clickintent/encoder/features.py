@@ -21,7 +21,7 @@ import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,7 +31,7 @@ import pyarrow.compute as pc
 import torch
 
 from clickintent.encoder.text import MINILM_NAME, TextVectors
-from clickintent.schema import KNOWN_EVENT_TYPES, SESSION_EVENT
+from clickintent.schema import KNOWN_EVENT_TYPES
 
 PAD, UNK = 0, 1
 FIRST = 1  # gap bucket of a session's (or a sub-sequence's) first event
@@ -405,13 +405,74 @@ class Featurizer:
         internal = (ref_host > 0) & (ref_host == url_host)
         return np.where(internal, 1 + REFERRER_CLASSES.index("internal"), kind)
 
-    def events_array(self, events: Sequence[Mapping[str, Any]]) -> pa.ListArray:
-        """One session's events (dicts with SESSION_EVENT fields) as a one-row Arrow list array."""
-        rows = [{name: ev.get(name) for name in SESSION_EVENT.names} for ev in events]
-        for row in rows:
-            ts = row["ts"]
-            if isinstance(ts, str):
-                row["ts"] = datetime.fromisoformat(ts.replace("Z", "+00:00"))
-            elif isinstance(ts, int | float) and not isinstance(ts, bool):
-                row["ts"] = int(ts)  # microseconds since the epoch
-        return pa.array([rows], type=pa.list_(SESSION_EVENT))
+    def frame_rows(self, sessions: Sequence[Sequence[Mapping[str, Any]]]) -> EventFrame:
+        """Featurize sessions given as lists of event dicts (SESSION_EVENT fields; `ts` a datetime, an ISO
+        string or microseconds since the epoch). Plain Python, no Arrow: the low-latency path for a few
+        sessions (the service). Gives the same frame as `frame` (a test checks it)."""
+        v = self.vocab
+        sessions = [list(evs)[-v.max_events :] for evs in sessions]
+        lengths = np.array([len(evs) for evs in sessions], np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        n = int(offsets[-1])
+        cols = {name: np.zeros(n, np.int64) for name in FIELDS}
+        url_rows: dict[str, int] = {}
+        url_tok: list[list[int]] = [[]]
+        strings: dict[str, int] = {}
+        dwell = np.full(n, -1.0)
+        gap = np.full(n, -1.0)
+        i = 0
+        for evs in sessions:
+            prev: int | None = None
+            for ev in evs:
+                page = ev.get("page")
+                if page is not None:
+                    pid, bucket, toks = self._page(page) if page else (UNK, UNK, [])
+                    cols["page"][i], cols["page_bucket"][i] = pid, bucket
+                    row = url_rows.get(page)
+                    if row is None:
+                        row = url_rows[page] = len(url_tok)
+                        url_tok.append(toks)
+                    cols["url"][i] = row
+                for name, source in (("title", "page_title"), ("query", "search_query")):
+                    text = (ev.get(source) or "").strip()
+                    if text:
+                        cols[name][i] = strings.setdefault(text, len(strings) + 1)
+                cols["event_type"][i] = self._types.get((ev.get("event_type") or "").lower(), UNK)
+                cols["device"][i] = self._devices.get((ev.get("device") or "").lower(), UNK)
+                if ev.get("dwell_ms") is not None:
+                    dwell[i] = ev["dwell_ms"]
+                ts = _micros(ev.get("ts"))
+                if ts is not None and prev is not None:
+                    gap[i] = max((ts - prev) / 1000.0, 0.0)
+                prev = ts
+                referrer = ev.get("referrer")
+                kind, ref_site = self._referrer(referrer) if referrer else (1, "")
+                if ref_site and ref_site == self._url_host(ev.get("url") or ""):
+                    kind = 1 + REFERRER_CLASSES.index("internal")
+                cols["referrer"][i] = kind
+                i += 1
+        cols["dwell"] = time_bucket(dwell, v.n_time_buckets)
+        cols["gap"] = time_bucket(gap, v.n_time_buckets)
+        tokens = np.zeros((len(url_tok), v.max_url_tokens), np.int64)
+        for row, toks in enumerate(url_tok):
+            tokens[row, : len(toks)] = toks
+        text = np.zeros((len(strings) + 1, v.text_dim), np.float32)
+        if strings:
+            text[1:] = self.text.lookup(list(strings))
+        return EventFrame(offsets=offsets, columns=cols, url_tokens=tokens, text=text)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(ts: Any) -> int | None:
+    """Microseconds since the epoch from a datetime (naive = UTC), an ISO string or an int."""
+    if ts is None:
+        return None
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    if isinstance(ts, datetime):
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return (ts - _EPOCH) // timedelta(microseconds=1)
+    return int(ts)

@@ -109,7 +109,7 @@ def ingest(
     input_path: str | Path,
     out_dir: str | Path,
     options: IngestOptions | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> IngestReport:
     """Ingest one file into `out_dir` (events.parquet, quarantine.parquet, ingest_report.json)."""
     options = options or IngestOptions()

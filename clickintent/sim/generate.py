@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,11 +61,10 @@ class SimSummary:
     conversions: dict[str, int]
     bad_rows: dict[str, int]
     pii_bait: int
-    extra: dict[str, float] = field(default_factory=dict)
 
     def counts(self) -> dict[str, object]:
-        out = {k: v for k, v in self.__dict__.items() if k not in ("out_dir", "extra")}
-        return out
+        """Every count, without the output directory (what the manifest stores)."""
+        return {k: v for k, v in self.__dict__.items() if k != "out_dir"}
 
     def lines(self) -> list[str]:
         """The one-screen summary the CLI prints."""
@@ -173,33 +172,11 @@ def simulate(
             )
             people = make_people(r_people, world, n, first_id)
             ids = _ids(first_id, n, cfg.max_cookies, t0_us // US, r_people)
-            web = generate_web(
-                r_web,
-                world,
-                people,
-                days,
-                t0_us,
-                next_session,
-                b,
-                ids["cookie"],
-                ids["acct"],
-                ids["customer"],
-            )
+            web = generate_web(r_web, world, people, days, t0_us, next_session, b, ids)
             next_session += web.sessions.num_rows
             past_opens, past_clicks = past_behaviour(r_app, people)
             app = generate_app(
-                r_app,
-                world,
-                people,
-                days,
-                t0_us,
-                next_session,
-                next_view,
-                ids["app"],
-                ids["customer"],
-                past_clicks,
-                web.recent,
-                signal,
+                r_app, world, people, days, t0_us, next_session, next_view, ids, past_clicks, web.recent, signal
             )
             next_session += app.sessions.num_rows
             next_view += app.app_home.num_rows
@@ -278,7 +255,7 @@ def _summarise(
         logged_in_sessions=pc.sum(pc.and_(human, sess["logged_in"])).as_py() or 0,
         customers=truth["customers"].num_rows,
         app_sessions=truth["app_home"].num_rows,
-        tile_clicks=truth["app_home"]["tile_clicked"].null_count * -1 + truth["app_home"].num_rows,
+        tile_clicks=truth["app_home"].num_rows - truth["app_home"]["tile_clicked"].null_count,
         conversions=dict(sorted(Counter(conv).items())),
         bad_rows=bad,
         pii_bait=n_bait,

@@ -43,6 +43,8 @@ class Plan:
 
 
 def plan_sessions(rng: np.random.Generator, world: World, people: People, days: int) -> Plan:
+    """Every human web session of a batch: at least one per person, more at the person's own rate.
+    Most follow the person's standing need; some switch to a second intent midway (mixed)."""
     cfg = world.cfg
     n_sess = 1 + rng.poisson(people.web_rate * days)
     person = np.repeat(np.arange(people.n), n_sess)

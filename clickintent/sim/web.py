@@ -22,7 +22,7 @@ from clickintent.sim.journeys import DAY_US, US, Plan, pick_pages, plan_sessions
 from clickintent.sim.people import People
 from clickintent.sim.truth import web_truth
 from clickintent.sim.weburls import put, referrers, step_urls
-from clickintent.sim.world import World
+from clickintent.sim.world import World, run_first, run_last
 
 ET = {name: i for i, name in enumerate(KNOWN_EVENT_TYPES)}
 MAX_GAP_MS = 15 * 60 * 1000  # longest time on a page: journeys.MAX_STEPS * MAX_GAP stays under 12 h
@@ -121,8 +121,8 @@ def _timeline(rng: np.random.Generator, world: World, plan: Plan, st: PageSteps,
     S = len(plan.person)
     n = int(st.sess.max(initial=S - 1)) + 1
     T = len(st.sess)
-    starts = np.flatnonzero(np.r_[True, st.sess[1:] != st.sess[:-1]])
-    last = np.r_[st.sess[1:] != st.sess[:-1], True]
+    starts = np.flatnonzero(run_first(st.sess))
+    last = run_last(st.sess)
     cs = np.cumsum(st.gap_us) - st.gap_us
     offset = cs - np.repeat(cs[starts], np.diff(np.r_[starts, T]))  # page view time within its session
 
@@ -147,7 +147,7 @@ def _timeline(rng: np.random.Generator, world: World, plan: Plan, st: PageSteps,
     order = np.lexsort((ev_off, st.sess[ev_step]))
     ev_step, ev_type, ev_main, ev_off = ev_step[order], ev_type[order], ev_main[order], ev_off[order]
     ev_sess = st.sess[ev_step]
-    ev_last = np.r_[ev_sess[1:] != ev_sess[:-1], True]
+    ev_last = run_last(ev_sess)
     duration = np.zeros(n, np.int64)
     duration[ev_sess[ev_last]] = ev_off[ev_last]
 
@@ -163,7 +163,7 @@ def schedule(person: np.ndarray, wish: np.ndarray, duration: np.ndarray) -> np.n
     SESSION_GAP_US after the previous one's end. One vectorised pass per session rank."""
     order = np.lexsort((wish, person))
     p, w, d = person[order], wish[order], duration[order]
-    new = np.r_[True, p[1:] != p[:-1]]
+    new = run_first(p)
     rank = np.arange(len(p)) - np.maximum.accumulate(np.where(new, np.arange(len(p)), 0))
     out = w.copy()
     for r in range(1, int(rank.max(initial=0)) + 1):
@@ -193,13 +193,13 @@ def _events_table(rng: np.random.Generator, world: World, plan: Plan, st: PageSt
     bait_mask = (world.page_placeholder[st.page] == SEARCH_HOLE) & (rng.random(T) < world.cfg.pii_share)
     bait_text, bait_value = s.pii_queries(rng, int(bait_mask.sum()))
     query = put(s.take(world.queries, q_idx), bait_mask, bait_text)
-    first = np.r_[True, st.sess[1:] != st.sess[:-1]]
+    first = run_first(st.sess)
     url, bait_url = step_urls(rng, world, plan, st.page, st.sess, first, person, query, ids["acct"], S, B)
     referrer = referrers(rng, world, plan, B)
 
     ev, es = pa.array(tl.ev_step), pa.array(tl.ev_sess)
     dwell = st.dwell_ms[tl.ev_step]
-    exit_page = np.r_[st.sess[1:] != st.sess[:-1], True][tl.ev_step]
+    exit_page = run_last(st.sess)[tl.ev_step]
     null_dwell = ~tl.ev_main | (dwell < 0) | (exit_page & (rng.random(len(dwell)) < EXIT_DWELL_NULL))
     null_dwell |= rng.random(len(dwell)) < DWELL_NULL
     customer = ids["customer"].take(pa.array(np.maximum(person, 0)))

@@ -22,81 +22,32 @@ from clickintent.sim.world import HELP_ACCESS, NO_PRODUCT, World
 if TYPE_CHECKING:
     from clickintent.sim.journeys import Plan
 
-# Referrer variants: (type, referrer, referrer tail, landing query head, campaign?, query mid, tail)
-# tails: "" none, "q" the session's search-engine text, "tok" a random token, "num" a number.
+# Referrer variants: (type, referrer, referrer tail, landing query head, campaign?, query mid, landing tail).
+# Tails: "" none, "q" the session's search-engine text, "tok" a random token, "num" a number.
+_UTM = "utm_source={}&utm_medium={}"
+# fmt: off
 REFERRER_VARIANTS: tuple[tuple[str, str | None, str, str, bool, str, str], ...] = (
     ("direct", None, "", "", False, "", ""),
     ("organic", "https://www.google.com/search?q=", "q", "", False, "", ""),
     ("organic", "https://www.google.com/", "", "", False, "", ""),
     ("organic", "https://www.bing.com/search?q=", "q", "", False, "", ""),
     ("organic", "https://duckduckgo.com/?q=", "q", "", False, "", ""),
-    (
-        "paid",
-        "https://www.google.com/",
-        "",
-        "utm_source=google&utm_medium=cpc&utm_campaign=",
-        True,
-        "&gclid=",
-        "tok",
-    ),
-    (
-        "paid",
-        "https://www.bing.com/",
-        "",
-        "utm_source=bing&utm_medium=cpc&utm_campaign=",
-        True,
-        "&msclkid=",
-        "tok",
-    ),
-    ("email", None, "", "utm_source=newsletter&utm_medium=email&utm_campaign=", True, "&mc_eid=", "tok"),
-    (
-        "email",
-        "https://mail.google.com/",
-        "",
-        "utm_source=newsletter&utm_medium=email&utm_campaign=",
-        True,
-        "&mc_eid=",
-        "tok",
-    ),
-    (
-        "social",
-        "https://www.facebook.com/",
-        "",
-        "utm_source=facebook&utm_medium=social&fbclid=",
-        False,
-        "",
-        "tok",
-    ),
-    ("social", "https://t.co/", "tok", "utm_source=twitter&utm_medium=social", False, "", ""),
+    ("paid", "https://www.google.com/", "", _UTM.format("google", "cpc") + "&utm_campaign=", True, "&gclid=", "tok"),
+    ("paid", "https://www.bing.com/", "", _UTM.format("bing", "cpc") + "&utm_campaign=", True, "&msclkid=", "tok"),
+    ("email", None, "", _UTM.format("newsletter", "email") + "&utm_campaign=", True, "&mc_eid=", "tok"),
+    ("email", "https://mail.google.com/", "", _UTM.format("newsletter", "email") + "&utm_campaign=", True,
+     "&mc_eid=", "tok"),
+    ("social", "https://www.facebook.com/", "", _UTM.format("facebook", "social") + "&fbclid=", False, "", "tok"),
+    ("social", "https://t.co/", "tok", _UTM.format("twitter", "social"), False, "", ""),
     ("social", "https://www.reddit.com/r/personalfinance/", "", "", False, "", ""),
-    (
-        "affiliate",
-        "https://www.nerdwallet.com/",
-        "",
-        "utm_source=nerdwallet&utm_medium=affiliate&aff_id=",
-        False,
-        "",
-        "num",
-    ),
-    (
-        "affiliate",
-        "https://www.bankrate.com/",
-        "",
-        "utm_source=bankrate&utm_medium=affiliate&aff_id=",
-        False,
-        "",
-        "num",
-    ),
-    (
-        "affiliate",
-        "https://www.creditkarma.com/",
-        "",
-        "utm_source=creditkarma&utm_medium=affiliate&aff_id=",
-        False,
-        "",
-        "num",
-    ),
+    ("affiliate", "https://www.nerdwallet.com/", "", _UTM.format("nerdwallet", "affiliate") + "&aff_id=", False,
+     "", "num"),
+    ("affiliate", "https://www.bankrate.com/", "", _UTM.format("bankrate", "affiliate") + "&aff_id=", False,
+     "", "num"),
+    ("affiliate", "https://www.creditkarma.com/", "", _UTM.format("creditkarma", "affiliate") + "&aff_id=", False,
+     "", "num"),
 )
+# fmt: on
 
 
 def put(values: pa.Array, mask: np.ndarray, replacement: pa.Array) -> pa.Array:

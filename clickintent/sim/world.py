@@ -228,3 +228,13 @@ def sample_rows(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
     """One draw per row of a (n, k) cumulative table: the index of the first entry above a uniform."""
     u: np.ndarray = rng.random((cum.shape[0],))
     return np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)
+
+
+def run_first(x: np.ndarray) -> np.ndarray:
+    """True where a run of equal values in `x` begins."""
+    return np.r_[True, x[1:] != x[:-1]][: len(x)]
+
+
+def run_last(x: np.ndarray) -> np.ndarray:
+    """True where a run of equal values in `x` ends."""
+    return np.r_[x[1:] != x[:-1], True][: len(x)]
