@@ -196,7 +196,7 @@ def main() -> None:
         build_usage = usage_dict(llm)
         tax = built.taxonomy
         t0 = time.perf_counter()
-        labels = label_sessions(lab, tax, llm, sample=None, seed=seed)
+        labels = label_sessions(lab, tax, llm, sample=None, seed=seed, example_sessions=gen)
         label_usage = usage_dict(llm, ["labels", "labels (calibration)"])
         label_usage["wall_seconds"] = round(time.perf_counter() - t0, 1)
         got = dict(zip(labels.column("session_id").to_pylist(), labels.column("intent").to_pylist(), strict=True))
@@ -227,7 +227,7 @@ def main() -> None:
         llm = make_backend("openai", cache=tmp / "cache-llm.sqlite", base_url=args.llm_base_url,
                            model=args.llm_model, endpoint="chat")  # fmt: skip
         built = generate_llm(gen, llm, max_labels=args.max_labels, sample=None, text_encoder=encoder)
-        labels = label_sessions(lab, built.taxonomy, llm, sample=None)
+        labels = label_sessions(lab, built.taxonomy, llm, sample=None, example_sessions=gen)
         got = dict(zip(labels.column("session_id").to_pylist(), labels.column("intent").to_pylist(), strict=True))
         results["methods"]["llm mode"] = scores([got[s] for s in label_ids], truth) | {"cost": usage_dict(llm)}
     else:

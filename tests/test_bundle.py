@@ -95,7 +95,7 @@ def test_missing_and_unlisted_files_are_refused(encoder_bundle: Bundle, tmp_path
     (encoder_bundle.path / "vocab.json").unlink()
     with pytest.raises(BundleError, match=r"missing vocab\.json"):
         load_bundle(encoder_bundle.path)
-    with pytest.raises(BundleError, match="manifest.json is missing"):
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
         load_bundle(tmp_path)
     with pytest.raises(BundleError, match="does not exist"):
         load_bundle(tmp_path / "nope")
@@ -120,7 +120,7 @@ def test_mismatched_config_and_weights_are_refused(encoder_bundle: Bundle) -> No
         load_encoder(encoder_bundle.path)
     vocab = {**VOCAB.to_json(), "pages": [*VOCAB.pages, "a.example/z"]}
     add_to_bundle(encoder_bundle.path, "encoder", {**files, "vocab.json": json_bytes(vocab)})
-    with pytest.raises(BundleError, match="do not agree: .*n_page_ids"):
+    with pytest.raises(BundleError, match=r"do not agree: .*n_page_ids"):
         load_encoder(encoder_bundle.path)
 
 

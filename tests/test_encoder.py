@@ -78,7 +78,9 @@ def small() -> pa.Table:
         [
             [
                 event("bank.example/cards", title="Credit cards", referrer="https://www.google.com/search?q=x"),
-                event("bank.example/cards/cashback", sec=30, title="Cashback card", referrer="https://bank.example/cards"),
+                event(
+                    "bank.example/cards/cashback", sec=30, title="Cashback card", referrer="https://bank.example/cards"
+                ),
                 event("bank.example/search?q={text}", sec=45, event_type="search", search_query="balance transfer"),
             ],
             [
@@ -305,7 +307,9 @@ def test_resume_after_time_budget_matches_uninterrupted(tmp_path: Path, text: Te
     tiny = EncoderConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, out_dim=8)
     cfg = TrainConfig(epochs=2, batch_size=16, warmup_steps=2, seed=1)
     full = train(table, tmp_path / "full", tiny, cfg, text=text, progress=False)
-    cut = train(table, tmp_path / "cut", tiny, TrainConfig(**{**cfg.__dict__, "max_minutes": 1e-9}), text=text, progress=False)
+    cut = train(
+        table, tmp_path / "cut", tiny, TrainConfig(**{**cfg.__dict__, "max_minutes": 1e-9}), text=text, progress=False
+    )
     assert cut.stopped == "time_budget" and cut.steps == 1
     resumed = train(table, tmp_path / "cut", tiny, cfg, text=text, progress=False)
     assert resumed.steps == full.steps and resumed.stopped == "completed"
@@ -320,7 +324,9 @@ def test_resume_after_time_budget_matches_uninterrupted(tmp_path: Path, text: Te
 def test_each_objective_can_be_switched_off(tmp_path: Path, text: TextVectors, switch: str) -> None:
     table, _ = toy_sessions(40, seed=8, mean_events=4)
     tiny = EncoderConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, out_dim=8)
-    res = train(table, tmp_path / "b", tiny, TrainConfig(epochs=1, batch_size=16, **{switch: 0.0}), text=text, progress=False)
+    res = train(
+        table, tmp_path / "b", tiny, TrainConfig(epochs=1, batch_size=16, **{switch: 0.0}), text=text, progress=False
+    )
     keys = set(res.history[0])
     assert ("val_contrastive" in keys) == (switch == "masked_weight")
     assert ("val_page" in keys) == (switch == "contrastive_weight")
@@ -329,7 +335,9 @@ def test_each_objective_can_be_switched_off(tmp_path: Path, text: TextVectors, s
 # --- embedding ---------------------------------------------------------------------------------------
 
 
-def test_embed_file_streams_in_chunks(tmp_path: Path, trained: Any, toy: tuple[pa.Table, np.ndarray], text: TextVectors) -> None:
+def test_embed_file_streams_in_chunks(
+    tmp_path: Path, trained: Any, toy: tuple[pa.Table, np.ndarray], text: TextVectors
+) -> None:
     src = tmp_path / "sessions.parquet"
     pq.write_table(toy[0].slice(0, 50), src, row_group_size=16)
     out = tmp_path / "embeddings.parquet"

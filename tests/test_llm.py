@@ -271,3 +271,17 @@ def test_make_backend_rejects_what_it_does_not_know() -> None:
         make_backend("gpt-by-name")
     with pytest.raises(LLMError, match="base URL"):
         make_backend("openai")
+
+
+def test_run_resampled_reasks_rejected_answers_with_sampling() -> None:
+    def answer(request: Request) -> str:
+        return "copied" if request.temperature == 0 else f"fresh {request.seed}"
+
+    llm = FakeBackend(answer)
+    out, ok = llm.run_resampled([Request("a"), Request("b")], "s", lambda r, c: c.text != "copied")
+    assert ok == [True, True] and all(c.text.startswith("fresh") for c in out)
+    assert set(llm.usage) == {"s", "s (resample 1)"}
+
+    stuck = FakeBackend(lambda r: "copied")
+    out, ok = stuck.run_resampled([Request("a")], "s", lambda r, c: False, tries=2)
+    assert ok == [False] and out[0].text == "copied" and stuck.calls == 3

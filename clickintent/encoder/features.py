@@ -308,6 +308,10 @@ class Featurizer:
             got = self._pages[page] = (self._page_index.get(page, bucket), bucket, tokens)
         return got
 
+    def page_id(self, page: str) -> int:
+        """The id the model sees for `page` (its own id when known, else its OOV bucket)."""
+        return self._page(page)[0]
+
     def _referrer(self, referrer: str) -> tuple[int, str]:
         got = self._referrers.get(referrer)
         if got is None:

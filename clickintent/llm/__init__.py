@@ -50,9 +50,7 @@ def make_backend(
         from clickintent.llm.openai import OpenAIBackend
 
         if not base_url or not model:
-            raise LLMError(
-                "the openai backend needs a base URL and a model name (--llm-base-url, --llm-model)"
-            )
+            raise LLMError("the openai backend needs a base URL and a model name (--llm-base-url, --llm-model)")
         return OpenAIBackend(
             base_url,
             model,

@@ -62,8 +62,7 @@ class MissingExtra(ImportError):
 
     def __init__(self, package: str, extra: str) -> None:
         super().__init__(
-            f"{package} is not installed; it comes with the `{extra}` extra: "
-            f"pip install 'clickintent[{extra}]'"
+            f"{package} is not installed; it comes with the `{extra}` extra: pip install 'clickintent[{extra}]'"
         )
 
 
@@ -310,9 +309,7 @@ class LLM(ABC):
                     bar.update(1)
             else:
                 with cf.ThreadPoolExecutor(max_workers=workers) as pool:
-                    futures = {
-                        pool.submit(self._answer, requests[i], keys[i], check, state): i for i in missing
-                    }
+                    futures = {pool.submit(self._answer, requests[i], keys[i], check, state): i for i in missing}
                     try:
                         for fut in cf.as_completed(futures):
                             results[futures[fut]] = fut.result()
@@ -336,6 +333,36 @@ class LLM(ABC):
                 step, u.requests, u.calls, u.cache_hits, u.retries, u.tokens, u.seconds,
             )  # fmt: skip
         return [r for r in results if r is not None]
+
+    def run_resampled(
+        self,
+        requests: Sequence[Request],
+        step: str,
+        accept: Callable[[Request, Completion], bool],
+        check: Check | None = None,
+        tries: int = 3,
+    ) -> tuple[list[Completion], list[bool]]:
+        """`run`, then up to `tries` sampled re-asks (new seeds, temperature 0.7) for answers that are
+        well-formed but that `accept` rejects on quality (e.g. copied from the prompt's examples).
+
+        Returns every request's best answer and whether it was accepted; unlike a malformed answer, an
+        unaccepted one does not fail the step, so the caller decides what to do with it. Each re-ask is
+        its own cached request, so a re-run costs nothing.
+        """
+        out = self.run(requests, step, check=check)
+        ok = [accept(r, c) for r, c in zip(requests, out, strict=True)]
+        for t in range(1, tries + 1):
+            bad = [i for i, good in enumerate(ok) if not good]
+            if not bad:
+                break
+            alt = [
+                dataclasses.replace(requests[i], temperature=max(requests[i].temperature, 0.7), seed=1000 * t + i)
+                for i in bad
+            ]
+            for i, req, c in zip(bad, alt, self.run(alt, f"{step} (resample {t})", check=check), strict=True):
+                if accept(req, c):
+                    out[i], ok[i] = c, True
+        return out, ok
 
     def _key(self, request: Request) -> str:
         return Cache.key(self.name, self.model, request.params(), request.prompt)

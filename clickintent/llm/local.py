@@ -46,7 +46,7 @@ class LocalBackend(LLM):
     Args:
         model_path: a GGUF file; None uses the packaged Gemma 3 270M.
         n_threads: CPU threads for generation and prompt evaluation.
-        n_ctx: context window in tokens (few-shot labelling prompts need about 2,000).
+        n_ctx: context window in tokens (a labelling prompt with one example per label needs 2,000-5,000).
         n_batch: tokens evaluated per llama.cpp batch.
         choice_mode: `score` or `grammar`, see the module docstring.
         **options: the `LLM` options (cache, retries, backoff, max_calls, progress).
@@ -60,7 +60,7 @@ class LocalBackend(LLM):
         model_path: str | Path | None = None,
         *,
         n_threads: int = 1,
-        n_ctx: int = 4096,
+        n_ctx: int = 8192,
         n_batch: int = 256,
         choice_mode: ChoiceMode = "score",
         **options: Any,
@@ -138,9 +138,7 @@ class LocalBackend(LLM):
         if request.logprobs and text:
             # logits_all=False keeps memory small, so the answer is scored after the fact (one more pass).
             cont = llm.tokenize(text.encode("utf-8"), add_bos=False)
-            token_lps = self._continuation_logprobs(
-                llm, llm.tokenize(prompt.encode("utf-8"), add_bos=True), cont
-            )
+            token_lps = self._continuation_logprobs(llm, llm.tokenize(prompt.encode("utf-8"), add_bos=True), cont)
         return Completion(
             text=text,
             prompt_tokens=int(usage.get("prompt_tokens", n_prompt)),
@@ -157,9 +155,7 @@ class LocalBackend(LLM):
             n_cont += len(cont)
             scores[choice] = float(sum(self._continuation_logprobs(llm, prompt, cont)))
         best = max(choices, key=lambda c: scores[c])
-        return Completion(
-            text=best, prompt_tokens=len(prompt), completion_tokens=n_cont, choice_logprobs=scores
-        )
+        return Completion(text=best, prompt_tokens=len(prompt), completion_tokens=n_cont, choice_logprobs=scores)
 
     def _continuation_logprobs(self, llm: Any, prompt: list[int], cont: list[int]) -> list[float]:
         """log P(cont[i] | prompt, cont[:i]) for each i, reusing the KV cache for the prompt."""

@@ -70,9 +70,7 @@ class OpenAIBackend(LLM):
         self._model = model
         self.endpoint = endpoint
         self.api_key_env = api_key_env
-        self.constraint: Constraint = constraint or (
-            "grammar" if endpoint == "completions" else "json_schema"
-        )
+        self.constraint: Constraint = constraint or ("grammar" if endpoint == "completions" else "json_schema")
 
     @property
     def model(self) -> str:
@@ -190,9 +188,7 @@ class OpenAIBackend(LLM):
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
             headers["Authorization"] = f"Bearer {key}"
-        req = urllib.request.Request(
-            url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST"
-        )
+        req = urllib.request.Request(url, data=json.dumps(body).encode("utf-8"), headers=headers, method="POST")
         try:
             with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 raw = resp.read()

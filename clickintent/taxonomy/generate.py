@@ -3,11 +3,15 @@
 `cluster` (works with the embedded base model): vectors for a sample of sessions (the encoder's
 embeddings.parquet when given, else all-MiniLM-L6-v2 vectors of each session's words or of its LLM
 summary), k-means with k chosen by silhouette up to `max_labels`, clusters under `min_share` folded into
-`other`. The LLM then names and describes each cluster by few-shot completion
-(`prompts/name_cluster.txt`) from its most distinctive pages, its searches and one-sentence summaries of
-the sessions nearest its centre; near-duplicate names are merged (same words, or name vectors closer than
-`merge_cosine`); labels are grouped into a few categories by agglomerative clustering of the cluster
-centres, and each category is named the same way (`prompts/name_category.txt`).
+`other`. Each cluster is profiled from the data (its most distinctive pages and titles, its searches, the
+site sections its sessions visit) and its sessions nearest the centre are summarised. The LLM then names
+it, by default (`naming="choice"`) as a restricted choice among the names the cluster's own titles, paths
+and searches offer, scored with the few-shot prompt `prompts/name_cluster.txt`, and writes a one-line
+description by few-shot completion; a 270M base model copies its few-shot examples when asked to write a
+name freely, a choice keeps every name grounded in the data (`naming="free"` lets a capable model write
+it). Near-duplicate names are merged (same content words, or name vectors closer than `merge_cosine`);
+labels are grouped into a few categories by agglomerative clustering of the label centres, and each
+category is chosen the same way among the site sections its sessions visit (`prompts/name_category.txt`).
 
 `llm` (TnT-LLM, Wan et al. 2024, https://arxiv.org/abs/2403.12173; needs a capable instruction-following
 server): summaries of the sample, a taxonomy generated from the first minibatch of summaries, updated with
@@ -28,6 +32,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -37,14 +42,23 @@ from sklearn.metrics import silhouette_score
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM, Completion, MalformedOutput, Request
 from clickintent.taxonomy.label import nearest_description_labels
-from clickintent.taxonomy.render import digest_table, prompt, quote, render_table, sample_sessions
-from clickintent.taxonomy.summarize import summarize
+from clickintent.taxonomy.render import (
+    digest_table,
+    page_path,
+    prompt,
+    quote,
+    render_table,
+    sample_sessions,
+    site_suffix,
+)
+from clickintent.taxonomy.summarize import few_shot_answers, grounded, summarize
 from clickintent.taxonomy.taxonomy import OTHER_ID, Label, Taxonomy, other_label, slugify
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["cluster", "llm"]
 Vectors = Literal["auto", "embeddings", "text", "summaries"]
+Naming = Literal["choice", "free"]
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9 &'/,+-]*$")
 _STOP = {"a", "an", "the", "and", "or", "of", "for", "to", "in", "on", "with", "your", "my"}
@@ -216,48 +230,105 @@ def _session_vectors(
     return table, _normalize(encoder.encode([digests[s] for s in table.column("session_id").to_pylist()])), {}
 
 
-def _distinctive_pages(events: list[list[dict[str, Any]]], members: np.ndarray, top: int = 4) -> list[str]:
-    """The pages most over-represented in the cluster: share inside x log(share inside / share overall)."""
+@dataclass
+class ClusterProfile:
+    """What a cluster's sessions have in common, from the data alone: the input to naming it."""
+
+    pages: list[tuple[str, str | None]]  # (path, title without the site name), most distinctive first
+    searches: list[str]  # most frequent search queries
+    sections: Counter[str]  # title sections ("Credit Cards") and first path segments, counted by session
+
+    def block(self, summaries: Sequence[str]) -> str:
+        """The cluster as the naming prompt shows it, every web string quoted as data."""
+        pages = []
+        for path, title in self.pages[:4]:
+            parts = [quote(path, 60), quote(title, 60) if title else None]
+            pages.append(" ".join(p for p in parts if p))
+        searches = [q for q in (quote(x, 60) for x in self.searches) if q]
+        lines = [
+            "Typical pages: " + ("; ".join(pages) or "none"),
+            "Searches: " + ("; ".join(searches) or "none"),
+            "Visits:",
+            *[f"- {x}" for x in summaries],
+        ]
+        return "\n".join(lines)
+
+    def fallback_description(self) -> str:
+        """A description from the data, for a cluster the LLM could not describe (ungrounded answers)."""
+        titles = [t.split(" | ")[0] for _, t in self.pages if t][:3]
+        return ("Visits to pages such as " + ", ".join(titles) + ".") if titles else "Visits with no page titles."
+
+    def name_candidates(self, limit: int = 12) -> list[str]:
+        """Label names the data itself offers: distinctive page titles and paths, then searches."""
+        raw: list[str] = []
+        for path, title in self.pages:
+            if title:
+                raw.append(title.split(" | ")[0])
+            raw.append(_path_words(path, last=True))
+        raw += self.searches
+        return _distinct_names(raw, limit)
+
+
+def _path_words(path: str, last: bool) -> str:
+    """`/credit-cards/cash-back?x=1` -> `Cash back` (last segment) or `Credit cards` (first)."""
+    segs = [x for x in urlsplit(path).path.split("/") if x and not any(ch.isdigit() for ch in x) and "{" not in x]
+    if not segs:
+        return ""
+    return re.sub(r"[-_]+", " ", segs[-1] if last else segs[0]).strip().capitalize()
+
+
+def _distinct_names(raw: Sequence[str], limit: int) -> list[str]:
+    out: list[str] = []
+    keys: set[frozenset[str]] = set()
+    for text in raw:
+        try:
+            name = clean_name(text)
+        except MalformedOutput:
+            continue
+        key = _name_key(name)
+        if key and key not in keys:
+            keys.add(key)
+            out.append(name)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def profile_cluster(
+    events: list[list[dict[str, Any]]], members: np.ndarray, suffix: str = "", top: int = 6
+) -> ClusterProfile:
+    """Distinctive pages (share inside x log(share inside / share overall)), searches and sections."""
     n_all, n_in = len(events), max(1, int(members.sum()))
     overall: Counter[str] = Counter()
     inside: Counter[str] = Counter()
     titles: dict[str, Counter[str]] = {}
+    searches: Counter[str] = Counter()
+    sections: Counter[str] = Counter()
     for evs, m in zip(events, members, strict=True):
-        pages = {e["page"] for e in evs if e.get("page")}
-        overall.update(pages)
-        if m:
-            inside.update(pages)
-            for e in evs:
-                if e.get("page") and e.get("page_title"):
-                    titles.setdefault(e["page"], Counter())[e["page_title"]] += 1
-    scored = []
-    for page, c in inside.items():
-        p_in, p_all = c / n_in, overall[page] / n_all
-        scored.append((p_in * np.log(p_in / p_all), page))
-    out = []
-    for _, page in sorted(scored, reverse=True)[:top]:
-        title = titles.get(page, Counter()).most_common(1)
-        parts = [quote(page, 60), quote(title[0][0], 60) if title else None]
-        out.append(" ".join(p for p in parts if p))
-    return out
-
-
-def _top_searches(events: list[list[dict[str, Any]]], members: np.ndarray, top: int = 3) -> list[str]:
-    c: Counter[str] = Counter()
-    for evs, m in zip(events, members, strict=True):
-        if m:
-            c.update({e["search_query"] for e in evs if e.get("search_query")})
-    return [q for q in (quote(s, 60) for s, _ in c.most_common(top)) if q]
-
-
-def _cluster_block(pages: list[str], searches: list[str], summaries: list[str]) -> str:
-    lines = [
-        "Typical pages: " + ("; ".join(pages) or "none"),
-        "Searches: " + ("; ".join(searches) or "none"),
-        "Visits:",
-        *[f"- {s}" for s in summaries],
+        paths = {page_path(e["page"]) for e in evs if e.get("page")}
+        overall.update(paths)
+        if not m:
+            continue
+        inside.update(paths)
+        searches.update({e["search_query"] for e in evs if e.get("search_query")})
+        secs: set[str] = set()
+        for e in evs:
+            title = e.get("page_title")
+            if e.get("page") and title:
+                if suffix and title.endswith(" | " + suffix):
+                    title = title[: -len(suffix) - 3]
+                titles.setdefault(page_path(e["page"]), Counter())[title] += 1
+                secs.update(t.strip() for t in title.split(" | ")[1:])
+        secs.update(w for w in (_path_words(p, last=False) for p in paths) if w)
+        sections.update(secs)
+    scored = sorted(((c / n_in) * np.log((c / n_in) / (overall[p] / n_all)), p) for p, c in inside.items() if p != "/")[
+        ::-1
     ]
-    return "\n".join(lines)
+    pages = []
+    for _, path in scored[:top]:
+        common = titles.get(path, Counter()).most_common(1)
+        pages.append((path, common[0][0] if common else None))
+    return ClusterProfile(pages, [q for q, _ in searches.most_common(3)], sections)
 
 
 def _name_key(name: str) -> frozenset[str]:
@@ -283,6 +354,97 @@ def merge_duplicates(names: Sequence[str], encoder: TextEncoder, cosine: float) 
     return root
 
 
+def _check_description(request: Request, completion: Completion) -> None:
+    clean_description(completion.text)
+
+
+def clean_description(text: str) -> str:
+    desc = text.strip().split("\n", 1)[0].strip()
+    if len(desc.split()) < 3 or len(desc) > 240 or "###" in desc:
+        raise MalformedOutput(f"not a one-line description: {desc[:80]!r}")
+    return desc
+
+
+def name_clusters(
+    llm: LLM, profiles: Sequence[ClusterProfile], blocks: Sequence[str], naming: Naming
+) -> list[tuple[str, str]]:
+    """(name, description) per cluster.
+
+    `choice` (for base models): the name is the LLM's restricted choice among the names the cluster's own
+    pages and searches offer (`ClusterProfile.name_candidates`), then a few-shot description of it;
+    `free`: one few-shot completion writes both, validated.
+    """
+    prompts = [prompt("name_cluster", cluster=b) for b in blocks]
+    if naming == "free":
+        reqs = [Request(p, max_tokens=64, stop=("\n\n", "### Cluster")) for p in prompts]
+        return [parse_named_cluster(c.text) for c in llm.run(reqs, "cluster names", check=_check_named_cluster)]
+    names: list[str | None] = []
+    reqs, at = [], []
+    for i, (p, prof) in enumerate(zip(prompts, profiles, strict=True)):
+        cands = prof.name_candidates()
+        if len(cands) == 1:
+            names.append(cands[0])
+            continue
+        names.append(None)
+        if cands:
+            reqs.append(Request(p, max_tokens=16, choices=tuple(cands)))
+            at.append(i)
+    for i, c in zip(at, llm.run(reqs, "cluster names", check=None), strict=True):
+        names[i] = c.text
+    # A cluster whose pages offer no usable name (rare) gets one written freely, validated.
+    free = [i for i, n in enumerate(names) if n is None]
+    if free:
+        reqs = [Request(prompts[i] + " ", max_tokens=16, stop=("\n",)) for i in free]
+        for i, c in zip(free, llm.run(reqs, "cluster names (free)", check=_check_category), strict=True):
+            names[i] = clean_name(c.text)
+    final = [n or "" for n in names]
+    reqs = [
+        Request(f"{p} {n}\n### Description:", max_tokens=48, stop=("\n", "###"))
+        for p, n in zip(prompts, final, strict=True)
+    ]
+    examples = few_shot_answers("name_cluster", "### Description: ")
+
+    def accept(request: Request, completion: Completion) -> bool:
+        try:
+            desc = clean_description(completion.text)
+        except MalformedOutput:
+            return False
+        return grounded(desc, request.prompt.rsplit("### Cluster\n", 1)[-1], examples)
+
+    out, ok = llm.run_resampled(reqs, "cluster descriptions", accept, check=_check_description)
+    descs = [
+        clean_description(c.text) if good else prof.fallback_description()
+        for c, good, prof in zip(out, ok, profiles, strict=True)
+    ]
+    return list(zip(final, descs, strict=True))
+
+
+def name_categories(llm: LLM, groups: Sequence[tuple[list[str], Counter[str]]], naming: Naming) -> list[str]:
+    """A category name per group of labels: a restricted choice among the sections its sessions visit
+    (`choice`), or a few-shot completion (`free`, or when the sessions offer no section)."""
+    out: list[str | None] = []
+    reqs, at = [], []
+    for i, (names, sections) in enumerate(groups):
+        listed = "; ".join(q for q in (quote(nm, 60) for nm in names) if q)
+        p = prompt("name_category", labels=listed)
+        cands = _distinct_names([s for s, _ in sections.most_common(8)], 6) if naming == "choice" else []
+        out.append(cands[0] if len(cands) == 1 else None)
+        if len(cands) > 1:
+            reqs.append(Request(p, max_tokens=8, choices=tuple(cands)))
+            at.append(i)
+    for i, c in zip(at, llm.run(reqs, "category names"), strict=True):
+        out[i] = c.text
+    free = [i for i, n in enumerate(out) if n is None]
+    if free:
+        free_reqs = []
+        for i in free:
+            listed = "; ".join(q for q in (quote(nm, 60) for nm in groups[i][0]) if q)
+            free_reqs.append(Request(prompt("name_category", labels=listed), max_tokens=8, stop=("\n",)))
+        for i, c in zip(free, llm.run(free_reqs, "category names (free)", check=_check_category), strict=True):
+            out[i] = clean_name(c.text, 3)
+    return [n or "" for n in out]
+
+
 def generate_cluster(
     sessions: pa.Table,
     llm: LLM,
@@ -294,9 +456,10 @@ def generate_cluster(
     vectors: Vectors = "auto",
     text_encoder: TextEncoder | None = None,
     n_clusters: int | None = None,
-    representatives: int = 4,
+    naming: Naming = "choice",
+    representatives: int = 3,
     min_share: float = 0.01,
-    max_categories: int = 5,
+    max_categories: int = 6,
     merge_cosine: float = 0.9,
 ) -> Generated:
     """A taxonomy from clusters of session vectors, named by the LLM (see the module docstring)."""
@@ -305,6 +468,7 @@ def generate_cluster(
     table, x, summaries = _session_vectors(table, vectors, embeddings, encoder, llm)
     ids = table.column("session_id").to_pylist()
     events = table.column("events").to_pylist()
+    suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
     n = len(ids)
     k = n_clusters or choose_k(x, max_labels, seed)
     k = max(1, min(k, max_labels, n))
@@ -321,20 +485,18 @@ def generate_cluster(
         members = np.flatnonzero(assign == c)
         order = np.argsort(-(x[members] @ centres[c]))
         reps[c] = [int(i) for i in members[order[:representatives]]]
-    texts = render_table(table.take([i for c in kept for i in reps[c]]))
+    texts = render_table(table.take([i for c in kept for i in reps[c]]), suffix=suffix)
     todo = {sid: t for sid, t in texts.items() if sid not in summaries}
     summaries.update(summarize(todo, llm, step="summaries (representatives)") if todo else {})
 
-    requests = []
-    for c in kept:
-        members = assign == c
-        block = _cluster_block(
-            _distinctive_pages(events, members),
-            _top_searches(events, members),
-            [summaries[ids[i]] for i in reps[c]],
-        )
-        requests.append(Request(prompt("name_cluster", cluster=block), max_tokens=64, stop=("\n\n", "### Cluster")))
-    named = [parse_named_cluster(c.text) for c in llm.run(requests, "cluster names", check=_check_named_cluster)]
+    profiles = [profile_cluster(events, assign == c, suffix) for c in kept]
+    # Only summaries that are about their session go into the naming prompt (see summarize.grounded).
+    copies = few_shot_answers("summarize", "### Intent: ")
+    good = {sid: t for sid, t in summaries.items() if sid in texts and grounded(t, texts[sid], copies)}
+    blocks = [
+        prof.block([good[ids[i]] for i in reps[c] if ids[i] in good]) for c, prof in zip(kept, profiles, strict=True)
+    ]
+    named = name_clusters(llm, profiles, blocks, naming)
 
     # Merge near-duplicate names: the larger cluster keeps its name and description.
     by_size = sorted(range(len(kept)), key=lambda j: -sizes[kept[j]])
@@ -342,15 +504,11 @@ def generate_cluster(
     groups: dict[int, list[int]] = {}
     for pos, j in enumerate(by_size):
         groups.setdefault(by_size[root[pos]], []).append(j)
-
-    label_of_cluster: dict[int, int] = {}
     heads = list(groups)
-    for g, head in enumerate(heads):
-        for j in groups[head]:
-            label_of_cluster[kept[j]] = g
+    label_of_cluster = {kept[j]: g for g, head in enumerate(heads) for j in groups[head]}
     label_idx = np.array([label_of_cluster.get(int(c), -1) for c in assign])
 
-    # Categories: agglomerate the label centres, then name each group from its label names.
+    # Categories: agglomerate the label centres, then name each group of labels.
     label_centres = _normalize(np.stack([x[label_idx == g].mean(axis=0) for g in range(len(heads))]))
     n_cat = min(max_categories, max(1, round(np.sqrt(len(heads)))), len(heads))
     if n_cat > 1:
@@ -359,20 +517,22 @@ def generate_cluster(
         )
     else:
         cat_of = np.zeros(len(heads), int)
-    cat_requests = []
+    cat_groups = []
     for cat in range(n_cat):
-        names = [named[heads[g]][0] for g in range(len(heads)) if cat_of[g] == cat]
-        listed = "; ".join(q for q in (quote(nm, 60) for nm in names) if q)
-        cat_requests.append(Request(prompt("name_category", labels=listed), max_tokens=8, stop=("\n",)))
-    cat_names = [clean_name(c.text, 3) for c in llm.run(cat_requests, "category names", check=_check_category)]
+        in_cat = [g for g in range(len(heads)) if cat_of[g] == cat]
+        sections: Counter[str] = Counter()
+        for g in in_cat:
+            for j in groups[heads[g]]:
+                sections.update(profiles[j].sections)
+        cat_groups.append(([named[heads[g]][0] for g in in_cat], sections))
+    cat_names = name_categories(llm, cat_groups, naming)
 
     labels: list[Label] = []
-    assignments: dict[str, str] = {}
     for g, head in enumerate(heads):
-        members = np.flatnonzero(label_idx == g)
         name, desc = named[head]
         examples = [ids[i] for j in groups[head] for i in reps[kept[j]]][:5]
-        labels.append(Label(slugify(name), name, desc, cat_names[cat_of[g]], examples, len(members) / n))
+        share = float((label_idx == g).sum()) / n
+        labels.append(Label(slugify(name), name, desc, cat_names[cat_of[g]], examples, share))
     others = np.flatnonzero(label_idx == -1)
     labels.append(other_label(len(others) / n, [ids[i] for i in others[:5]]))
     tax = Taxonomy.create(
@@ -385,14 +545,14 @@ def generate_cluster(
             "vectors": vectors if vectors != "auto" else ("embeddings" if embeddings is not None else "text"),
             "text_model": encoder.name,
             "k": k,
+            "naming": naming,
             "seed": seed,
             "max_labels": max_labels,
             "usage": {step: u.to_dict() for step, u in llm.usage.items()},
         },
     )
     id_of = [lb.id for lb in tax.labels]
-    for i, sid in enumerate(ids):
-        assignments[sid] = id_of[label_idx[i]] if label_idx[i] >= 0 else OTHER_ID
+    assignments = {sid: (id_of[label_idx[i]] if label_idx[i] >= 0 else OTHER_ID) for i, sid in enumerate(ids)}
     return Generated(tax, assignments, summaries)
 
 

@@ -1,7 +1,7 @@
 """LLM labels: exactly one taxonomy label (or `other`) per session, restricted, with a confidence.
 
-The prompt (`prompts/label.txt`) lists every label with its description, shows one rendered example
-session per label (the taxonomy's own example ids, when those sessions are in the table), then the
+The prompt (`prompts/label.txt`) lists every label with its description, shows rendered example
+sessions per label (the taxonomy's own example ids, when those sessions are in the table), then the
 session to label, and ends with `### Label:`. The answer is restricted to the label names: a scoring
 backend (the local Gemma) returns the log-likelihood of every name, a grammar/JSON-schema backend returns
 one name, and `LLM.run` rejects anything that is not a name. Nothing the model writes is used except
@@ -40,21 +40,24 @@ def _labels_block(taxonomy: Taxonomy) -> str:
     return "\n".join(f"- {lb.name}: {lb.description}" for lb in taxonomy.labels)
 
 
-def _examples_block(taxonomy: Taxonomy, sessions: pa.Table | None, suffix: str = "", max_steps: int = 6) -> str:
-    """One rendered example visit per label (its first example id found in `sessions`)."""
-    if sessions is None or not any(lb.examples for lb in taxonomy.labels):
+def _examples_block(
+    taxonomy: Taxonomy, sessions: pa.Table | None, suffix: str = "", per_label: int = 1, max_steps: int = 6
+) -> str:
+    """Rendered example visits: up to `per_label` per label (its example ids found in `sessions`), dealt
+    round-robin over the labels so no label owns the end of the prompt."""
+    if sessions is None or per_label < 1 or not any(lb.examples for lb in taxonomy.labels):
         return ""
-    wanted = {lb.examples[0]: lb.name for lb in taxonomy.labels if lb.examples}
+    wanted = {sid for lb in taxonomy.labels for sid in lb.examples}
     ids = sessions.column("session_id").to_pylist()
     rows = {sid: i for i, sid in enumerate(ids) if sid in wanted}
+    chosen = [[s for s in lb.examples if s in rows][:per_label] for lb in taxonomy.labels]
     parts = []
-    for lb in taxonomy.labels:
-        sid = next((s for s in lb.examples if s in rows), None)
-        if sid is None:
-            continue
-        row = sessions.slice(rows[sid], 1).to_pylist()[0]
-        text = render_session(row["events"], row.get("platform"), max_steps=max_steps, suffix=suffix)
-        parts.append(f"### Visit\n{text}\n### Label: {lb.name}\n\n")
+    for r in range(per_label):
+        for lb, sids in zip(taxonomy.labels, chosen, strict=True):
+            if r < len(sids):
+                row = sessions.slice(rows[sids[r]], 1).to_pylist()[0]
+                text = render_session(row["events"], row.get("platform"), max_steps=max_steps, suffix=suffix)
+                parts.append(f"### Visit\n{text}\n### Label: {lb.name}\n\n")
     return "".join(parts)
 
 
@@ -94,14 +97,20 @@ def label_sessions(
     sample: int | None = DEFAULT_SAMPLE,
     seed: int = 0,
     calibrate: bool = True,
-    examples: bool = True,
+    examples: int = 1,
+    example_sessions: pa.Table | None = None,
     step: str = STEP,
 ) -> pa.Table:
-    """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions`."""
+    """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions`.
+
+    `examples`: example visits shown per label (0: none), looked up by the taxonomy's example ids in
+    `example_sessions` (default: `sessions`; it must hold the sessions the taxonomy was built from).
+    """
     table = sample_sessions(sessions, sample, seed)
     suffix = site_suffix([e.get("page_title") for evs in table.column("events").to_pylist() for e in evs]) or ""
     texts = render_table(table, suffix=suffix)
-    shots = _examples_block(taxonomy, sessions, suffix) if examples else ""
+    pool = sessions if example_sessions is None else example_sessions
+    shots = _examples_block(taxonomy, pool, suffix, per_label=examples)
     prior: dict[str, float] | None = None
     if calibrate:
         ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, shots), f"{step} (calibration)")

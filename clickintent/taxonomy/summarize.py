@@ -10,11 +10,15 @@ Left out: summaries longer than a sentence, languages other than English.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
+from functools import cache
 
 from clickintent.llm.base import LLM, Completion, MalformedOutput, Request
-from clickintent.taxonomy.render import prompt
+from clickintent.taxonomy.render import PROMPTS_DIR, prompt
+
+log = logging.getLogger(__name__)
 
 STEP = "summaries"
 STEP_PROMPT = "summarize"  # prompts/summarize.txt
@@ -41,8 +45,57 @@ def _check(request: Request, completion: Completion) -> None:
     clean_summary(completion.text)
 
 
+# Words of the rendering itself, which say nothing about what a visit was for.
+_FORMAT_WORDS = {
+    "page", "title", "query", "dwell", "device", "platform", "events", "minutes", "from", "view", "click",
+    "search", "form", "start", "submit", "login", "logout", "desktop", "mobile", "tablet", "more", "steps",
+    "visit", "visitor", "visitors", "customer", "customers", "with", "their", "about", "that", "this", "what",
+    "looked", "wanted", "https", "www", "com",
+}  # fmt: skip
+
+
+def content_words(text: str) -> set[str]:
+    """Lower-case words of 4+ letters that are not rendering vocabulary (plural 's' folded)."""
+    return {w.rstrip("s") for w in _WORDS.findall(text.lower()) if len(w) >= 4} - _FORMAT_WORDS
+
+
+@cache
+def few_shot_answers(name: str, marker: str) -> tuple[frozenset[str], ...]:
+    """The content words of each example answer in `prompts/<name>.txt` (lines starting with `marker`)."""
+    lines = (PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+    return tuple(
+        frozenset(content_words(ln[len(marker) :]))
+        for ln in lines
+        if ln.startswith(marker) and ln[len(marker) :].strip()
+    )
+
+
+def grounded(answer: str, source: str, examples: tuple[frozenset[str], ...]) -> bool:
+    """An answer shares a content word with its source and is not (mostly) one of the prompt's examples.
+
+    A 270M base model tends to repeat the last few-shot answer whatever the input; such answers are
+    re-asked with sampling (`LLM.run_resampled`)."""
+    words = content_words(answer)
+    if not words & content_words(source):
+        return False
+    return all(len(words & ex) / max(1, len(words | ex)) < 0.5 for ex in examples)
+
+
+def _accept(request: Request, completion: Completion) -> bool:
+    try:
+        text = clean_summary(completion.text)
+    except MalformedOutput:
+        return False
+    session = request.prompt.rsplit("### Visit\n", 1)[-1]
+    return grounded(text, session, few_shot_answers(STEP_PROMPT, "### Intent: "))
+
+
 def summarize(texts: Mapping[str, str], llm: LLM, step: str = STEP) -> dict[str, str]:
-    """session_id -> one-sentence summary, for rendered sessions `texts` (session_id -> text)."""
+    """session_id -> one-sentence summary, for rendered sessions `texts` (session_id -> text).
+
+    A summary that shares no word with its session, or repeats a few-shot example, is re-asked with
+    sampling up to three times; if none is better the first answer is kept (and counted in the log)."""
     ids = list(texts)
-    out = llm.run([summary_request(texts[i]) for i in ids], step, check=_check)
+    out, ok = llm.run_resampled([summary_request(texts[i]) for i in ids], step, _accept, check=_check)
+    log.info("%s: %d of %d summaries grounded", step, sum(ok), len(ok))
     return {i: clean_summary(c.text) for i, c in zip(ids, out, strict=True)}
