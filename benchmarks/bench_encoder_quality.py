@@ -189,18 +189,24 @@ def run_yoochoose(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                     "best_val_loss": round(res.best_val_loss, 4), "model_version": res.model_version},
     }  # fmt: skip
     scores: dict[str, dict[str, float]] = {}
+    t = time.perf_counter()
     scores["encoder_masked_head"] = rank_metrics(masked_head_scores(emb, test_prefix, item_cols), target)
 
+    print(f"masked head scored in {time.perf_counter() - t:.1f}s", flush=True)
+    t = time.perf_counter()
     z_test = emb.embed_sessions(test_prefix)
     single = sessions_from_index([np.array([np.flatnonzero(tr_items == it)[0]]) for it in items], tr_items, tr_ts, "i")
     z_items = emb.embed_sessions(single)
     scores["encoder_embedding_knn"] = rank_metrics(z_test @ z_items.T, target)
 
+    print(f"embedding kNN scored in {time.perf_counter() - t:.1f}s", flush=True)
+    t = time.perf_counter()
     tr_index, tr_target = prefixes(tr_off)
     z_train = emb.embed_sessions(sessions_from_index(tr_index, tr_items, tr_ts, "tp"))
     y_train = np.array([col[it] for it in tr_items[tr_target]])
     scores["encoder_linear_head"] = rank_metrics(linear_head_scores(z_train, y_train, z_test, len(items)), target)
 
+    print(f"linear head fitted and scored in {time.perf_counter() - t:.1f}s", flush=True)
     # baselines
     counts = np.bincount([col[it] for it in tr_items], minlength=len(items)).astype(np.float64)
     scores["popularity"] = rank_metrics(np.broadcast_to(counts, (len(target), len(items))), target)
@@ -240,10 +246,12 @@ def simulated_sessions(
         d / "truth" / "sessions.parquet", columns=["visitor_id", "platform", "start", "end", "intent"]
     )
     truth = truth.filter(pc.is_valid(truth["intent"]))
-    keyed = sessions.append_column("row", pa.array(np.arange(len(sessions))))
-    joined = keyed.join(truth, keys=["visitor_id", "platform", "start", "end"], join_type="inner")
+    keys = ["visitor_id", "platform", "start", "end"]
+    keyed = sessions.select(keys).append_column("row", pa.array(np.arange(len(sessions))))
+    joined = keyed.join(truth, keys=keys, join_type="inner")
     joined = joined.filter(pc.equal(joined["platform"], "web")).sort_by("row")
-    return sessions, joined
+    labelled = sessions.take(joined["row"]).append_column("intent", joined["intent"])
+    return sessions, labelled
 
 
 def probe_scores(
@@ -278,7 +286,7 @@ def run_sim(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     perm = rng.permutation(len(y))
     fit, ev = perm[: len(y) * 7 // 10], perm[len(y) * 7 // 10 :]
-    train_pages = set(pc.unique(pc.list_flatten(sessions.column("events")).field("page")).to_pylist())
+    train_pages = set(pc.unique(pc.struct_field(pc.list_flatten(sessions.column("events")), "page")).to_pylist())
     unseen = np.array([any(e["page"] not in train_pages for e in evs) for evs in shifted.column("events").to_pylist()])
 
     result: dict[str, Any] = {

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from clickintent.encoder.text import MiniLMEncoder, TextVectors
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -61,6 +64,17 @@ for seed in d["seeds"]:
     out[str(seed)] = [int(t) for t in topics]
 json.dump(out, open(sys.argv[3], "w"))
 """
+
+
+class CachedEncoder(MiniLMEncoder):
+    """MiniLM with its vectors cached (`TextVectors`), so every method and seed encodes a text once."""
+
+    def __init__(self, cache_dir: Path) -> None:
+        super().__init__()
+        self.vectors = TextVectors(MiniLMEncoder(), cache_dir)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return self.vectors.lookup(list(texts))
 
 
 def many_to_one(pred: list[str], truth: list[str]) -> float:
@@ -168,7 +182,6 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     args = ap.parse_args()
 
-    from clickintent.encoder.text import MiniLMEncoder
     from clickintent.llm import make_backend
     from clickintent.taxonomy.generate import generate_cluster, generate_llm
     from clickintent.taxonomy.label import label_sessions, nearest_description_labels
@@ -182,7 +195,7 @@ def main() -> None:
     lab = gen.filter(pa.array([s in set(label_ids) for s in gen.column("session_id").to_pylist()]))
     label_ids = lab.column("session_id").to_pylist()
     truth = [intent[s] for s in label_ids]
-    encoder = MiniLMEncoder()
+    encoder = CachedEncoder(tmp / "text-vectors")
     digests = digest_table(gen)
     results: dict[str, Any] = {"world": info, "G": gen.num_rows, "L": len(label_ids), "methods": {}, "runs": []}
     print(f"world: {info}; G={gen.num_rows} L={len(label_ids)}", file=sys.stderr)

@@ -294,7 +294,7 @@ def test_trained_encoder_separates_topics(trained: Any, toy: tuple[pa.Table, np.
 def test_training_is_deterministic(tmp_path: Path, text: TextVectors) -> None:
     table, _ = toy_sessions(60, seed=5, mean_events=5)
     cfg = TrainConfig(epochs=1, batch_size=16, warmup_steps=2, seed=3)
-    tiny = EncoderConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, out_dim=8)  # with dropout
+    tiny = EncoderConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, out_dim=8, dropout=0.1)
     a = train(table, tmp_path / "a", tiny, cfg, text=text, progress=False)
     b = train(table, tmp_path / "b", tiny, cfg, text=text, progress=False)
     assert (a.bundle / "encoder.safetensors").read_bytes() == (b.bundle / "encoder.safetensors").read_bytes()

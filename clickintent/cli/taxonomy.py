@@ -31,12 +31,9 @@ def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(BACKENDS),
             default="local",
             show_default=True,
-            help="Backend: local = Gemma 3 270M in-process (extra llm-local); "
-            "openai = any OpenAI-compatible server.",
+            help="Backend: local = Gemma 3 270M in-process (extra llm-local); openai = any OpenAI-compatible server.",
         ),
-        click.option(
-            "--llm-base-url", help="openai backend: server URL up to /v1, e.g. http://127.0.0.1:8000/v1."
-        ),
+        click.option("--llm-base-url", help="openai backend: server URL up to /v1, e.g. http://127.0.0.1:8000/v1."),
         click.option("--llm-model", help="openai backend: model name the server knows."),
         click.option(
             "--llm-endpoint",
@@ -58,24 +55,16 @@ def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
             help="openai backend: how the server restricts output [default: grammar for completions, "
             "json_schema for chat].",
         ),
-        click.option(
-            "--llm-threads", type=int, default=1, show_default=True, help="local backend: CPU threads."
-        ),
+        click.option("--llm-threads", type=int, default=1, show_default=True, help="local backend: CPU threads."),
         click.option(
             "--llm-cache",
             type=click.Path(dir_okay=False, path_type=Path),
             default=None,
             help=f"SQLite answer cache [default: {CACHE_NAME} beside the output file].",
         ),
-        click.option(
-            "--llm-max-calls", type=int, default=None, help="Call budget; stop with an error past it."
-        ),
-        click.option(
-            "--llm-timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP call."
-        ),
-        click.option(
-            "--llm-retries", type=int, default=4, show_default=True, help="Retries per failed call."
-        ),
+        click.option("--llm-max-calls", type=int, default=None, help="Call budget; stop with an error past it."),
+        click.option("--llm-timeout", type=float, default=120.0, show_default=True, help="Seconds per HTTP call."),
+        click.option("--llm-retries", type=int, default=4, show_default=True, help="Retries per failed call."),
         click.option(
             "--llm-concurrency",
             type=int,
@@ -109,9 +98,7 @@ def _backend(out: Path, kw: dict[str, Any]) -> LLM:
 def _usage_lines(llm: LLM, seconds: float) -> list[str]:
     lines = [f"{'LLM step':32} {'requests':>8} {'calls':>6} {'hits':>6} {'tokens':>9} {'time':>8}"]
     for step, u in llm.usage.items():
-        lines.append(
-            f"{step[:32]:32} {u.requests:8d} {u.calls:6d} {u.cache_hits:6d} {u.tokens:9d} {u.seconds:7.1f}s"
-        )
+        lines.append(f"{step[:32]:32} {u.requests:8d} {u.calls:6d} {u.cache_hits:6d} {u.tokens:9d} {u.seconds:7.1f}s")
     t = llm.total_usage()
     lines.append(f"{'total':32} {t.requests:8d} {t.calls:6d} {t.cache_hits:6d} {t.tokens:9d} {seconds:7.1f}s")
     return lines
@@ -153,9 +140,7 @@ def taxonomy_group() -> None:
     help="cluster: cluster sessions, LLM names clusters (works with the local model); "
     "llm: TnT-LLM generate/update/review (needs a capable chat server).",
 )
-@click.option(
-    "--max-labels", type=int, default=12, show_default=True, help="Most labels, not counting Other."
-)
+@click.option("--max-labels", type=int, default=12, show_default=True, help="Most labels, not counting Other.")
 @click.option("--sample", type=int, default=2000, show_default=True, help="Sessions to build from.")
 @click.option(
     "--embeddings",
@@ -224,6 +209,13 @@ def build_cmd(
 @click.option("--sample", type=int, default=2000, show_default=True, help="Sessions to label (0 = all).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option(
+    "--examples",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Example visits shown per label in the prompt (from the taxonomy's example sessions; 0 = none).",
+)
+@click.option(
     "--calibrate/--no-calibrate",
     default=True,
     show_default=True,
@@ -237,6 +229,7 @@ def label_cmd(
     out: Path,
     sample: int,
     seed: int,
+    examples: int,
     calibrate: bool,
     **llm_kw: Any,
 ) -> None:
@@ -250,14 +243,12 @@ def label_cmd(
     tax = Taxonomy.load(taxonomy_path)
     llm = _backend(out, llm_kw)
     table = pq.read_table(sessions)
-    labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate)
+    labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate, examples=examples)
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(labels, out)
     counts = Counter(labels.column("intent").to_pylist())
     conf = labels.column("confidence").to_numpy()
-    click.echo(
-        f"taxonomy {tax.version}: {labels.num_rows} sessions labelled, mean confidence {conf.mean():.2f}"
-    )
+    click.echo(f"taxonomy {tax.version}: {labels.num_rows} sessions labelled, mean confidence {conf.mean():.2f}")
     for lb in tax.labels:
         n = counts.get(lb.id, 0)
         click.echo(f"  {lb.category} > {lb.name:32} {n:6d}  {n / max(1, labels.num_rows):6.1%}")

@@ -3,7 +3,9 @@
 The prompt (`prompts/summarize.txt`) shows four rendered visits and their one-sentence intents, then the
 session to summarise; the model continues after `### Intent:`. An answer is accepted only if it is one
 plain sentence of 3-60 words that does not try to open a new prompt section; anything else is retried
-(with sampling) by `LLM.run`. Answers are cached by the backend's cache, so a re-run costs nothing.
+(with sampling) by `LLM.run`. A well-formed answer that is not about its session (no content word in
+common with it) or that repeats a few-shot example, which a 270M base model often does, is re-asked with
+sampling by `LLM.run_resampled`. Answers are cached, so a re-run costs nothing.
 
 Left out: summaries longer than a sentence, languages other than English.
 """
