@@ -12,6 +12,7 @@ import click
 
 from clickintent import __version__
 from clickintent.cli.data import ingest_cmd, sessionize_cmd
+from clickintent.cli.demo import demo_cmd, report_cmd
 from clickintent.cli.encoder import embed_cmd, train_cmd
 from clickintent.cli.simulate import simulate_cmd
 from clickintent.cli.taxonomy import taxonomy_group
@@ -39,3 +40,5 @@ main.add_command(taxonomy_group)
 main.add_command(train_cmd)
 main.add_command(embed_cmd)
 main.add_command(simulate_cmd)
+main.add_command(report_cmd)
+main.add_command(demo_cmd)
