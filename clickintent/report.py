@@ -3,7 +3,7 @@
 Reads what the steps wrote under one directory (ingest_report.json, sessions.parquet, embeddings.parquet,
 taxonomy.json, labels.parquet, the simulator's truth/) and renders each part that exists; a part
 whose inputs are missing says so instead of failing. No scripts, no external assets: it opens offline.
-What it leaves out for now: downstream metric tables and the embedding map (issue 6).
+What it leaves out for now: distillation, downstream metric tables and the embedding map (issue 6).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 STYLE = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1d2733}
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#1d2733}
 h1{font-size:1.7em}h2{border-bottom:1px solid #d5dbe3;padding-bottom:.2em;margin-top:2em}
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #d5dbe3;padding:.25em .6em;text-align:left}
 th{background:#f1f4f8}td.n{text-align:right;font-variant-numeric:tabular-nums}.note{color:#5b6b7c}
@@ -64,7 +64,7 @@ def ingest_section(run_dir: Path) -> Section:
         ("timestamp unit", rep["ts_unit"]),
     ]
     body = f"<p>Input <code>{html.escape(rep['input'])}</code> ({html.escape(rep['format'])}).</p>"
-    body += table(["", ""], rows)
+    body += table(["measure", "value"], rows)
     if rep["quarantine_reasons"]:
         body += "<h3>Quarantined rows by reason</h3>" + table(["reason", "rows"], rep["quarantine_reasons"].items())
     if rep["redactions"]:
@@ -87,7 +87,7 @@ def sessions_section(run_dir: Path) -> Section:
     ]
     for platform, count in sorted(Counter(t.column("platform").to_pylist()).items()):
         rows.append((f"platform {platform}", count))
-    return Section("Sessions", table(["", ""], rows))
+    return Section("Sessions", table(["measure", "value"], rows))
 
 
 def simulation_section(sim_dir: Path | None) -> Section:
@@ -105,6 +105,73 @@ def simulation_section(sim_dir: Path | None) -> Section:
     return Section("Simulated world", body)
 
 
+def taxonomy_section(path: Path, labels_path: Path, sim_dir: Path | None) -> Section:
+    if not path.exists():
+        return Section("Intent taxonomy", not_available("Taxonomy", f"no {path.name}"))
+    from clickintent.taxonomy import Taxonomy
+
+    tax = Taxonomy.load(path)
+    body = f"<p>Taxonomy <code>{html.escape(tax.version)}</code>, made in <b>{html.escape(tax.mode)}</b> mode.</p>"
+    rows = []
+    for category, labels in tax.categories().items():
+        for lb in labels:
+            rows.append((category, lb.name, lb.description, f"{lb.share:.1%}", ", ".join(lb.examples[:2])))
+    body += table(["category", "label", "description", "share", "example sessions"], rows)
+    if labels_path.exists():
+        labels = pq.read_table(labels_path)
+        names = {lb.id: f"{lb.category} > {lb.name}" for lb in tax.labels}
+        counts = Counter(labels.column("intent").to_pylist())
+        mean_conf = pc.mean(labels.column("confidence")).as_py() or 0.0
+        body += (
+            f"<h3>LLM labels on a sample of {labels.num_rows:,} sessions</h3>"
+            f"<p>Mean confidence {mean_conf:.2f}.</p>"
+            + table(["label", "sessions", "share"],
+                    [(names.get(k, k), n, f"{n / labels.num_rows:.1%}") for k, n in counts.most_common()])
+        )  # fmt: skip
+        body += _agreement_with_truth(labels, names, sim_dir)
+    return Section("Intent taxonomy", body)
+
+
+def _agreement_with_truth(labels: Any, names: dict[str, str], sim_dir: Path | None) -> str:
+    """Crosstab of LLM labels against the simulator's true intents (matched by visitor and start)."""
+    sessions = sim_dir and sim_dir.parent / "data" / "sessions.parquet"
+    if sim_dir is None or not sessions or not sessions.exists():
+        return ""
+    import duckdb
+
+    truth = sim_dir / "truth" / "sessions.parquet"
+    with duckdb.connect() as con:
+        con.register("labels", labels)
+        rows = con.execute(
+            f"""SELECT t.intent, l.intent AS label, count(*) AS n
+            FROM labels l JOIN read_parquet('{sessions}') s USING (session_id)
+            JOIN read_parquet('{truth}') t ON t.visitor_id = s.visitor_id AND t.start = s.start
+            GROUP BY ALL ORDER BY t.intent, n DESC"""
+        ).fetchall()
+    if not rows:
+        return ""
+    top: dict[str, tuple[str, int, int]] = {}
+    for intent, label, n in rows:
+        best = top.get(intent or "(bot)")
+        total = (best[2] if best else 0) + n
+        top[intent or "(bot)"] = (best[0], best[1], total) if best and best[1] >= n else (label, n, total)
+    return "<h3>Against the simulated truth</h3>" + table(
+        ["true intent", "most frequent LLM label", "share of that intent's sessions"],
+        [(k, names.get(v[0], v[0]), f"{v[1] / v[2]:.0%} of {v[2]}") for k, v in sorted(top.items())],
+    )
+
+
+def embeddings_section(path: Path) -> Section:
+    if not path.exists():
+        return Section("Session embeddings", not_available("Embeddings", f"no {path.name}"))
+    meta = pq.read_metadata(path)
+    first = pq.read_table(path, columns=["embedding", "model_version"]).slice(0, 1).to_pylist()
+    dim = len(first[0]["embedding"]) if first else 0
+    version = first[0]["model_version"] if first else "-"
+    rows = [("sessions embedded", meta.num_rows), ("dimensions", dim), ("model version", version)]
+    return Section("Session embeddings", table(["measure", "value"], rows))
+
+
 def render(title: str, sections: Sequence[Section], notes: Sequence[str] = ()) -> str:
     parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
     parts.append(f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
@@ -115,9 +182,23 @@ def render(title: str, sections: Sequence[Section], notes: Sequence[str] = ()) -
     return "\n".join(parts)
 
 
-def write_report(run_dir: Path, out: Path, sim_dir: Path | None = None, extra: Sequence[Section] = ()) -> Path:
+def write_report(
+    run_dir: Path,
+    out: Path,
+    sim_dir: Path | None = None,
+    taxonomy: Path | None = None,
+    labels: Path | None = None,
+    extra: Sequence[Section] = (),
+) -> Path:
     """Render the report for a pipeline directory into `out` (an .html file)."""
-    sections = [simulation_section(sim_dir), ingest_section(run_dir), sessions_section(run_dir), *extra]
+    sections = [
+        simulation_section(sim_dir),
+        ingest_section(run_dir),
+        sessions_section(run_dir),
+        embeddings_section(run_dir / "embeddings.parquet"),
+        taxonomy_section(taxonomy or run_dir / "taxonomy.json", labels or run_dir / "labels.parquet", sim_dir),
+        *extra,
+    ]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render("clickintent report", sections), encoding="utf-8")
     return out

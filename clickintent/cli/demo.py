@@ -78,7 +78,7 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
     timings = []
     for name, args, outputs in steps:
         timings.append((name, _run(args, outputs, reuse)))
-    report = write_report(data, out_dir / "report.html", sim_dir=sim)
+    report = write_report(data, out_dir / "report.html", sim_dir=sim, taxonomy=taxonomy, labels=labels)
     click.secho("\nclickintent demo: done", bold=True)
     for name, seconds in timings:
         click.echo(f"  {name:16s} {'reused' if seconds == 0 else f'{seconds:7.1f} s'}")
