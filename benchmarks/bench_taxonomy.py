@@ -15,10 +15,15 @@ G (`--sample`) and a label sample L (the first `--label-sample` of G). Every met
 
 Metrics: NMI and ARI vs the true intents, many-to-one accuracy (each predicted label mapped to its most
 common true intent), labels found vs true intents; stability: ARI between the labelings of L from two
-builds with different seeds; cost: calls, tokens and seconds per 1,000 labelled sessions, and per build.
+builds with different seeds; cost: calls, tokens and seconds per 1,000 labelled sessions, and per build (a
+build's cost grows with the number of clusters, not sessions). Tokens count whole prompts, including the
+few-shot prefix that the local backend keeps in its KV cache and evaluates once.
 
-    python benchmarks/bench_taxonomy.py --visitors 1500 --sample 1000 --label-sample 300 \\
-        --out benchmarks/results/taxonomy.json
+    # BERTopic lives in its own venv; the MiniLM vectors are passed in, so it needs no torch there:
+    python -m venv /tmp/btvenv && /tmp/btvenv/bin/pip install --no-deps bertopic==0.17.4 \\
+        && /tmp/btvenv/bin/pip install hdbscan umap-learn pandas scikit-learn plotly tqdm numpy pyyaml
+    python benchmarks/bench_taxonomy.py --visitors 1500 --days 14 --sample 1000 --label-sample 200 \\
+        --max-labels 20 --seeds 0 1 --out /tmp/taxonomy-bench.json
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -180,6 +186,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
     ap.add_argument("--bertopic-python", default="/tmp/btvenv/bin/python", help="python of a venv with bertopic")
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (world, caches, taxonomies)")
     args = ap.parse_args()
 
     from clickintent.llm import make_backend
@@ -226,7 +233,6 @@ def main() -> None:
             "nearest description": scores(near_pred, truth),
             "cost": {
                 "build": build_usage,
-                "build_per_1000_G": per_1000(build_usage, gen.num_rows),
                 "label": label_usage,
                 "label_per_1000": per_1000(label_usage, len(label_ids)),
             },
@@ -280,6 +286,10 @@ def main() -> None:
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "llm": args.llm,
                           "n_threads": 1}  # fmt: skip
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        results["work_dir"] = str(tmp)
     text = json.dumps(results, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

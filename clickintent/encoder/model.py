@@ -39,7 +39,7 @@ class EncoderConfig:
     n_heads: int = 4  # attention heads; d_model must divide by it
     d_ff: int = 128  # hidden width of each block's MLP
     out_dim: int = 64  # width of the session embedding
-    dropout: float = 0.0  # dropout on the blocks' residual branches (0: as nanoGPT pre-training; 0.1 bought nothing here)
+    dropout: float = 0.0  # on the blocks' residual branches (0 as in nanoGPT pre-training; 0.1 bought nothing)
     use_text: bool = True  # ablation switch: page-title and search-query vectors
 
     def for_vocab(self, vocab: Vocab) -> EncoderConfig:
