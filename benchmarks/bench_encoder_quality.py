@@ -308,8 +308,12 @@ def run_sim(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     )  # fmt: skip
 
     text = TextVectors(MiniLMEncoder(), args.text_cache or work / "text")
-    variants = {"full": {}, "no_text": {"use_text": False}, "no_contrastive": {"contrastive_weight": 0.0},
-                "no_masked": {"masked_weight": 0.0}}  # fmt: skip
+    variants: dict[str, dict[str, Any]] = {
+        "full": {},
+        "no_text": {"use_text": False},
+        "no_contrastive": {"contrastive_weight": 0.0},
+        "no_masked": {"masked_weight": 0.0},
+    }
     if not args.ablations:
         variants = {"full": {}}
     for name, change in variants.items():

@@ -24,6 +24,7 @@ from clickintent.encoder.features import (
     Vocab,
     collate,
     referrer_kind,
+    search_terms,
     time_bucket,
     url_tokens,
 )
@@ -128,6 +129,7 @@ def test_featurizer_ids(small: pa.Table, vocab: Vocab, text: TextVectors) -> Non
     assert c["gap"][4] > c["gap"][1]  # an hour later beats 30 s later
     assert c["dwell"][3] == 1  # missing dwell
     assert c["title"][2] == 0 and c["query"][2] > 0  # the search event has a query, no title
+    assert c["query"][0] > 0 and c["query"][1] == 0  # google's ?q=x stands in for the missing query
     assert np.allclose(np.linalg.norm(f.text[1:], axis=1), 1.0) and not f.text[0].any()
 
 
@@ -137,6 +139,8 @@ def test_referrers_and_url_tokens() -> None:
     assert referrer_kind("https://l.facebook.com/x") == "social"
     assert referrer_kind("https://partner.example/offers?utm_medium=email") == "email"
     assert referrer_kind("https://some-blog.example/") == "other"
+    assert search_terms("https://www.google.com/search?q=best+cd+rate&hl=en") == "best cd rate"
+    assert search_terms("https://www.bing.com/") == ""
     toks = url_tokens("www.bank.example/cards/cashback-credit-card?appId={num}", 16)
     assert "host:bank.example" in toks and "seg:cards" in toks and "w:cashback" in toks and "q:appid" in toks
     assert url_tokens("214536502", 16) == ["key:214536502"]  # opaque item id

@@ -96,11 +96,11 @@ def _backend(out: Path, kw: dict[str, Any]) -> LLM:
 
 
 def _usage_lines(llm: LLM, seconds: float) -> list[str]:
-    lines = [f"{'LLM step':32} {'requests':>8} {'calls':>6} {'hits':>6} {'tokens':>9} {'time':>8}"]
+    lines = [f"{'LLM step':44} {'requests':>8} {'calls':>6} {'hits':>6} {'tokens':>9} {'time':>8}"]
     for step, u in llm.usage.items():
-        lines.append(f"{step[:32]:32} {u.requests:8d} {u.calls:6d} {u.cache_hits:6d} {u.tokens:9d} {u.seconds:7.1f}s")
+        lines.append(f"{step[:44]:44} {u.requests:8d} {u.calls:6d} {u.cache_hits:6d} {u.tokens:9d} {u.seconds:7.1f}s")
     t = llm.total_usage()
-    lines.append(f"{'total':32} {t.requests:8d} {t.calls:6d} {t.cache_hits:6d} {t.tokens:9d} {seconds:7.1f}s")
+    lines.append(f"{'total':44} {t.requests:8d} {t.calls:6d} {t.cache_hits:6d} {t.tokens:9d} {seconds:7.1f}s")
     return lines
 
 

@@ -3,8 +3,10 @@
 Per event it derives: a page id (known pages from the vocabulary, every other page hashed into OOV
 buckets), the bag of URL path tokens of the page (hashed), title and search-query rows in a table of text
 vectors, event type, device, log2-bucketed dwell and time since the previous event, and the referrer
-class (direct / search / email / social / internal / other). Strings are mapped once per distinct value
-per chunk (Arrow dictionary encoding) and remembered, so a chunk costs a few vectorised passes.
+class (direct / search / email / social / internal / other). An event arriving from a search engine
+without an on-site query takes the engine's search words (`?q=`) as its query text. Strings are mapped
+once per distinct value per chunk (Arrow dictionary encoding) and remembered, so a chunk costs a few
+vectorised passes.
 
 Sessions are stored as `EventFrame` (CSR: offsets + one flat int64 column per field, plus the tables),
 and `collate` cuts a padded `EventBatch` out of it, padded only to the longest session (or sub-sequence)
@@ -23,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -103,6 +105,21 @@ def _host(url: str) -> str:
     labels = _hostname(url).split(".")
     keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3 else 2
     return ".".join(labels[-keep:])
+
+
+SEARCH_TERM_PARAMS = ("q", "query", "p", "text", "wd", "search", "k")
+
+
+def search_terms(referrer: str) -> str:
+    """The search words in a search-engine referrer URL (`?q=...`), or ''."""
+    try:
+        query = urlsplit(referrer).query
+    except ValueError:
+        return ""
+    for key, value in parse_qsl(query):
+        if key.lower() in SEARCH_TERM_PARAMS and value.strip():
+            return value.strip()
+    return ""
 
 
 def referrer_kind(referrer: str | None) -> str:
@@ -292,7 +309,7 @@ class Featurizer:
         self._types = {t: i + 2 for i, t in enumerate(vocab.event_types)}
         self._devices = {d: i + 2 for i, d in enumerate(vocab.devices)}
         self._pages: dict[str, tuple[int, int, list[int]]] = {}  # page -> (id, bucket id, url tokens)
-        self._referrers: dict[str, tuple[int, str]] = {}  # referrer -> (class id, host)
+        self._referrers: dict[str, tuple[int, str, str]] = {}  # referrer -> (class id, site, search terms)
         self._hosts: dict[str, str] = {}
 
     # --- per distinct string ----------------------------------------------------------------------
@@ -312,13 +329,14 @@ class Featurizer:
         """The id the model sees for `page` (its own id when known, else its OOV bucket)."""
         return self._page(page)[0]
 
-    def _referrer(self, referrer: str) -> tuple[int, str]:
+    def _referrer(self, referrer: str) -> tuple[int, str, str]:
         got = self._referrers.get(referrer)
         if got is None:
             if len(self._referrers) >= self.cache_limit:
                 self._referrers.clear()
             kind = referrer_kind(referrer)
-            got = self._referrers[referrer] = (1 + REFERRER_CLASSES.index(kind), _host(referrer))
+            terms = search_terms(referrer) if kind == "search" else ""
+            got = self._referrers[referrer] = (1 + REFERRER_CLASSES.index(kind), _host(referrer), terms)
         return got
 
     def _url_host(self, url: str) -> str:
@@ -369,6 +387,9 @@ class Featurizer:
                 if s:
                     lut[i] = strings.setdefault(s, len(strings) + 1)
             cols[name] = lut[codes]
+        # referrer class; an external search's words stand in for a missing search query
+        cols["referrer"], terms = self._referrer_ids(events, strings)
+        cols["query"] = np.where(cols["query"] > 0, cols["query"], terms)
         text = np.zeros((len(strings) + 1, v.text_dim), np.float32)
         if strings:
             text[1:] = self.text.lookup(list(strings))
@@ -392,14 +413,13 @@ class Featurizer:
             nulls = pc.is_null(ts_arr).to_numpy(zero_copy_only=False)
             gap_ms[nulls | np.concatenate([[False], nulls[:-1]])] = -1.0
         cols["gap"] = time_bucket(gap_ms, v.n_time_buckets)
-
-        cols["referrer"] = self._referrer_ids(events)
         return EventFrame(offsets=offsets, columns=cols, url_tokens=url_tok, text=text)
 
-    def _referrer_ids(self, events: pa.StructArray) -> np.ndarray:
-        """Referrer class per event; 'internal' where the referrer's site is the event URL's site."""
+    def _referrer_ids(self, events: pa.StructArray, strings: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(referrer class per event, text row of its search words or 0); 'internal' where the referrer's
+        site is the event URL's site. Search words are added to `strings`."""
         codes, uniq = _codes(events.field("referrer"))
-        ref = [self._referrer(r) if r else (1, "") for r in uniq]
+        ref = [self._referrer(r) if r else (1, "", "") for r in uniq]
         kind = np.array([1] + [r[0] for r in ref], np.int64)[codes]  # null -> direct
         hosts: dict[str, int] = {"": 0}
         ref_host = np.array([0] + [hosts.setdefault(r[1], len(hosts)) for r in ref], np.int64)[codes]
@@ -407,7 +427,9 @@ class Featurizer:
         url_host = np.array([0] + [hosts.setdefault(self._url_host(u or ""), len(hosts)) for u in uurls])
         url_host = url_host[ucodes]
         internal = (ref_host > 0) & (ref_host == url_host)
-        return np.where(internal, 1 + REFERRER_CLASSES.index("internal"), kind)
+        rows = [strings.setdefault(r[2], len(strings) + 1) if r[2] else 0 for r in ref]
+        terms = np.array([0, *rows], np.int64)[codes]
+        return np.where(internal, 1 + REFERRER_CLASSES.index("internal"), kind), np.where(internal, 0, terms)
 
     def frame_rows(self, sessions: Sequence[Sequence[Mapping[str, Any]]]) -> EventFrame:
         """Featurize sessions given as lists of event dicts (SESSION_EVENT fields; `ts` a datetime, an ISO
@@ -450,10 +472,12 @@ class Featurizer:
                     gap[i] = max((ts - prev) / 1000.0, 0.0)
                 prev = ts
                 referrer = ev.get("referrer")
-                kind, ref_site = self._referrer(referrer) if referrer else (1, "")
+                kind, ref_site, terms = self._referrer(referrer) if referrer else (1, "", "")
                 if ref_site and ref_site == self._url_host(ev.get("url") or ""):
-                    kind = 1 + REFERRER_CLASSES.index("internal")
+                    kind, terms = 1 + REFERRER_CLASSES.index("internal"), ""
                 cols["referrer"][i] = kind
+                if terms and not cols["query"][i]:
+                    cols["query"][i] = strings.setdefault(terms, len(strings) + 1)
                 i += 1
         cols["dwell"] = time_bucket(dwell, v.n_time_buckets)
         cols["gap"] = time_bucket(gap, v.n_time_buckets)

@@ -87,9 +87,10 @@ class EventEmbedding(nn.Module):
         D = cfg.d_model
         self.use_text = cfg.use_text
         self.page = nn.Embedding(cfg.n_page_ids, D, padding_idx=0)
-        self.url = nn.Embedding(cfg.n_url_buckets, D, padding_idx=0)
-        self.title = nn.Linear(cfg.text_dim, D, bias=False)  # bias-free: "no text" (zeros) adds nothing
-        self.query = nn.Linear(cfg.text_dim, D, bias=False)
+        self.url = nn.EmbeddingBag(cfg.n_url_buckets, D, mode="mean", padding_idx=0)  # mean over a page's tokens
+        # one projection for both text parts: [:D] reads page titles, [D:] search queries. Bias-free, so
+        # "no text" (a zero row) adds nothing.
+        self.text = nn.Linear(cfg.text_dim, 2 * D, bias=False)
         self.event_type = nn.Embedding(cfg.n_event_types, D, padding_idx=0)
         self.device = nn.Embedding(cfg.n_devices, D, padding_idx=0)
         self.dwell = nn.Embedding(cfg.n_time_buckets + 2, D, padding_idx=0)
@@ -104,9 +105,8 @@ class EventEmbedding(nn.Module):
 
     def forward(self, b: EventBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T = b.page.shape  # sessions, events
-        tok = b.url_tokens  # [U, K]
-        n_tok = tok.ne(0).sum(1, keepdim=True).clamp(min=1)  # [U, 1]
-        url = self.url(tok).sum(1) / n_tok  # [U, D] mean of the page's URL token vectors
+        D = self.cls.shape[0]
+        url = self.url(b.url_tokens)  # [U, K] tokens -> [U, D], the mean of each page's token vectors
         x = (
             self.page(b.page)  # [B, T, D]
             + url[b.url]
@@ -117,11 +117,12 @@ class EventEmbedding(nn.Module):
             + self.referrer(b.referrer)
         )
         if self.use_text:
-            x = x + self.title(b.text)[b.title] + self.query(b.text)[b.query]  # [S, D] gathered to [B, T, D]
+            text = self.text(b.text)  # [S, 384] -> [S, 2D]: each distinct string projected once
+            x = x + text[b.title, :D] + text[b.query, D:]  # gathered to [B, T, D]
         if mask is not None:  # [B, T] bool
             x = torch.where(mask[..., None], self.mask.to(x.dtype), x)
         x = torch.cat([self.cls.expand(B, 1, -1), x], dim=1)  # [B, 1+T, D]
-        x = x + self.pos(torch.arange(T + 1, device=x.device))
+        x = x + self.pos.weight[: T + 1]  # positions 0..T
         return self.ln(x)
 
 
@@ -191,7 +192,7 @@ class SessionEncoder(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding):
+        elif isinstance(m, nn.Embedding | nn.EmbeddingBag):
             nn.init.normal_(m.weight, std=0.02)
             if m.padding_idx is not None:
                 with torch.no_grad():

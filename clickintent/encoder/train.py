@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainConfig:
     epochs: int = 6  # passes over the training split (early stopping may end sooner)
-    batch_size: int = 256  # sessions per step (each gives two slices when contrastive is on)
+    batch_size: int = 128  # sessions per step (each gives two slices when contrastive is on)
     lr: float = 2e-3  # peak learning rate
     min_lr: float = 1e-4  # floor of the cosine decay
     warmup_steps: int = 100  # linear warm-up
@@ -62,7 +62,7 @@ class TrainConfig:
     mask_rate: float = 0.2  # share of events masked
     page_dropout: float = 0.1  # share of known pages shown as their OOV bucket (teaches unseen pages)
     temperature: float = 0.1  # InfoNCE temperature
-    min_view_fraction: float = 0.5  # shortest contrastive slice, as a share of the session
+    min_view_fraction: float = 0.3  # shortest contrastive slice, as a share of the session
     min_page_count: int = 2  # pages seen fewer times in training share OOV buckets
     max_pages: int = 50_000  # largest page vocabulary
     n_page_buckets: int = 1024  # OOV buckets for pages
