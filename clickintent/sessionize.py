@@ -163,6 +163,7 @@ def sessionize(
     con = duckdb.connect(config={"memory_limit": options.memory_limit, "threads": options.threads})
     con.execute("SET enable_progress_bar = false")
     con.execute(f"SET temp_directory = '{out.parent / '.duckdb-spill'}'")
+    ids_con = duckdb.connect()  # its own connection: `con` may be streaming sorted rows in another thread
     # Text columns travel dictionary-encoded from the events file to the sessions file (3x faster to
     # read, 1.5x to write); without the Arrow schema stored, every reader sees plain strings.
     writer = pq.ParquetWriter(
@@ -183,7 +184,7 @@ def sessionize(
             for done in _whole_groups(
                 _prefetch(_ordered_batches(con, Path(events_path), options.batch_rows))
             ):
-                sessions = cut_sessions(done, options)
+                sessions = cut_sessions(done, options, ids_con)
                 if pending is not None:
                     pending.result()
                 pending = writer_pool.submit(write, sessions)
@@ -192,6 +193,7 @@ def sessionize(
         finally:
             writer.close()
             con.close()
+            ids_con.close()
     n_events, n_sessions, n_linked = totals
     return SessionizeReport(
         engine="duckdb",
@@ -248,11 +250,26 @@ def _prefetch(batches: Iterator[pa.RecordBatch], depth: int = 2) -> Iterator[pa.
     thread.join()
 
 
-def _whole_groups(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
-    """Re-cut batches so that no (visitor, platform, source session) group spans two of them."""
-    carry: pa.Table | None = None
+def _gather(batches: Iterator[pa.RecordBatch], min_rows: int) -> Iterator[pa.Table]:
+    pending: list[pa.RecordBatch] = []
+    rows = 0
     for batch in batches:
-        table = pa.Table.from_batches([batch]).select(_READ_SCHEMA.names).cast(_READ_SCHEMA)
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= min_rows:
+            yield pa.Table.from_batches(pending).select(_READ_SCHEMA.names).cast(_READ_SCHEMA)
+            pending, rows = [], 0
+    if pending:
+        yield pa.Table.from_batches(pending).select(_READ_SCHEMA.names).cast(_READ_SCHEMA)
+
+
+def _whole_groups(batches: Iterator[pa.RecordBatch], min_rows: int = 400_000) -> Iterator[pa.Table]:
+    """Re-cut batches so that no (visitor, platform, source session) group spans two of them.
+
+    Small batches (Parquet row groups can be small) are gathered to `min_rows` first: each cut has a
+    fixed cost."""
+    carry: pa.Table | None = None
+    for table in _gather(batches, min_rows):
         if carry is not None and carry.num_rows:
             table = pa.concat_tables([carry, table])
         if table.num_rows == 0:
@@ -302,7 +319,9 @@ END AS session_id FROM keys
 """
 
 
-def cut_sessions(events: pa.Table, options: SessionizeOptions) -> pa.Table:
+def cut_sessions(
+    events: pa.Table, options: SessionizeOptions, con: duckdb.DuckDBPyConnection | None = None
+) -> pa.Table:
     """Cut events that are ordered by `ORDER` and hold whole visitor groups into sessions (vectorised)."""
     n = events.num_rows
     idx = np.arange(n)
@@ -331,9 +350,10 @@ def cut_sessions(events: pa.Table, options: SessionizeOptions) -> pa.Table:
             "piece_start": ts[piece_start[starts]],
         }
     )
-    with duckdb.connect() as con:  # md5 in DuckDB: vectorised, and the same function Spark uses
-        con.register("keys", keys)
-        session_ids = con.sql(_IDS_SQL).to_arrow_table().column("session_id").combine_chunks()
+    db = con or duckdb.connect()  # md5 in DuckDB: vectorised, and the same function Spark uses
+    db.register("keys", keys)
+    session_ids = db.sql(_IDS_SQL).to_arrow_table().column("session_id").combine_chunks()
+    db.unregister("keys")
 
     last = np.zeros(n, dtype=bool)
     last[ends - 1] = True

@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Torch's OpenMP threads spin while waiting; on a loaded 2-core machine that made maths 10-50x slower.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # The real YOOCHOOSE sample lives in shared/ beside the repository; it is never copied into the repo.
 YOOCHOOSE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "yoochoose-100k"
