@@ -47,7 +47,9 @@ def main() -> None:
         write_synthetic(raw, args.events, raw=True)
         print(f"generated {args.events:,} events in {time.perf_counter() - t:.0f} s -> {raw}")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", CHILD, str(raw), str(args.dir / "out")], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(raw), str(args.dir / "out")], capture_output=True, text=True
+    )
     wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(done.stderr)

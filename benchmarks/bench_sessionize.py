@@ -71,7 +71,9 @@ def main() -> None:
                 f"COPY (SELECT * FROM read_parquet('{raw}') ORDER BY {schema.EVENTS_ORDER}) TO '{ordered}' "
                 f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{'{schema.SORTED_KEY}': '{schema.EVENTS_ORDER}'}})"
             )
-            con.execute(f"COPY (SELECT * FROM read_parquet('{raw}') ORDER BY hash(ts)) TO '{shuffled}' (FORMAT parquet)")
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet('{raw}') ORDER BY hash(ts)) TO '{shuffled}' (FORMAT parquet)"
+            )
         rows: list[tuple[str, float, object]] = []
         t, rep = timed(lambda: sessionize(ordered, tmp / "s1.parquet"), args.repeats)
         rows.append(("clickintent duckdb, ingest-ordered input", t, rep.sessions))  # type: ignore[attr-defined]

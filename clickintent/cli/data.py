@@ -90,9 +90,10 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
     type=click.Choice(ENGINES),
     default="duckdb",
     show_default=True,
-    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --master.",
+    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --spark-master.",
 )
-@click.option("--master", default="local[*]", show_default=True, help="Spark master URL (with --engine spark).")
+@click.option("--spark-master", "master", default="local[*]", show_default=True,
+              help="Spark master URL (with --engine spark).")
 @click.option(
     "--memory-limit",
     default="2GB",
@@ -172,9 +173,10 @@ def ingest_cmd(
     type=click.Choice(ENGINES),
     default="duckdb",
     show_default=True,
-    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --master.",
+    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --spark-master.",
 )
-@click.option("--master", default="local[*]", show_default=True, help="Spark master URL (with --engine spark).")
+@click.option("--spark-master", "master", default="local[*]", show_default=True,
+              help="Spark master URL (with --engine spark).")
 @click.option(
     "--memory-limit",
     default="2GB",

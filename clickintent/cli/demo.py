@@ -45,8 +45,8 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
               help="How much web intent drives app behaviour (0 = placebo world).")
 @click.option("--train-minutes", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Time budget for training the encoder.")
-@click.option("--label-sample", default=300, show_default=True, type=click.IntRange(min=10),
-              help="Sessions the local LLM labels (about 0.3 s each on one core).")
+@click.option("--label-sample", default=200, show_default=True, type=click.IntRange(min=10),
+              help="Sessions the local LLM labels (about 1-3 s each on one core).")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing what is there.")
 def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
              label_sample: int, fresh: bool) -> None:  # fmt: skip
