@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,6 +14,15 @@ from clickintent.ingest.transform import TS_UNITS
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize
 
 ENGINES = ("duckdb", "spark")
+
+
+def engine_options(command: Callable[..., None]) -> Callable[..., None]:
+    """--engine and --spark-master, shared by the commands that run on DuckDB or Spark."""
+    master = click.option("--spark-master", "master", default="local[*]", show_default=True,
+                          help="Spark master URL (with --engine spark).")  # fmt: skip
+    engine = click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
+                          help="duckdb: in-process. spark: PySpark (extra 'spark'); see --spark-master.")  # fmt: skip
+    return engine(master(command))
 
 
 def parse_mapping(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -85,15 +95,7 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
     show_default=True,
     help="Platform for sources without a platform column.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="duckdb",
-    show_default=True,
-    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --spark-master.",
-)
-@click.option("--spark-master", "master", default="local[*]", show_default=True,
-              help="Spark master URL (with --engine spark).")
+@engine_options
 @click.option(
     "--memory-limit",
     default="2GB",
@@ -168,15 +170,7 @@ def ingest_cmd(
     type=click.IntRange(min=1),
     help="Most events in one session; the rest continues in a new session.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="duckdb",
-    show_default=True,
-    help="duckdb: in-process. spark: PySpark (extra 'spark'); see --spark-master.",
-)
-@click.option("--spark-master", "master", default="local[*]", show_default=True,
-              help="Spark master URL (with --engine spark).")
+@engine_options
 @click.option(
     "--memory-limit",
     default="2GB",

@@ -236,16 +236,7 @@ def ingest_spark(
     report.redactions = {k: redactions[k] for k in sorted(redactions)}
     report.rows_in = df.count()
     shutil.rmtree(staged, ignore_errors=True)
-    report.seconds = round(time.perf_counter() - started, 3)
-    report.outputs = {
-        "events": str(out / "events.parquet"),
-        "quarantine": str(out / "quarantine.parquet"),
-        "report": str(out / "ingest_report.json"),
-    }
-    (out / "ingest_report.json").write_text(report.to_json())
-    if not report.reconciles:
-        raise IngestError(f"row counts do not reconcile on Spark: {report.to_json()}")
-    return report
+    return report.finish(out, started)
 
 
 def _spark_schema(spark: SparkSession, arrow_schema: pa.Schema) -> Any:

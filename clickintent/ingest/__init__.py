@@ -73,6 +73,22 @@ class IngestReport:
     def to_json(self) -> str:
         return json.dumps(asdict(self) | {"reconciles": self.reconciles}, indent=2)
 
+    def finish(self, out: Path, started: float) -> IngestReport:
+        """Record time and outputs, write ingest_report.json, and fail unless the counts reconcile."""
+        self.seconds = round(time.perf_counter() - started, 3)
+        self.outputs = {
+            "events": str(out / "events.parquet"),
+            "quarantine": str(out / "quarantine.parquet"),
+            "report": str(out / "ingest_report.json"),
+        }
+        (out / "ingest_report.json").write_text(self.to_json())
+        if not self.reconciles:
+            raise IngestError(
+                f"row counts do not reconcile: in {self.rows_in} != out {self.rows_out} + quarantined "
+                f"{self.quarantined} + duplicates {self.duplicates}; see {out / 'ingest_report.json'}"
+            )
+        return self
+
 
 def check_mapping(columns: list[str], options: IngestOptions, delimiter: str | None, path: Path) -> None:
     """Fail with a message naming what is missing and what was found, before reading any data."""
@@ -164,19 +180,7 @@ def ingest(
     report.quarantined = sum(reasons.values())
     report.quarantine_reasons = dict(reasons.most_common())
     report.redactions = {k: redactions[k] for k in sorted(redactions)}
-    report.seconds = round(time.perf_counter() - started, 3)
-    report.outputs = {
-        "events": str(out / "events.parquet"),
-        "quarantine": str(out / "quarantine.parquet"),
-        "report": str(out / "ingest_report.json"),
-    }
-    (out / "ingest_report.json").write_text(report.to_json())
-    if not report.reconciles:
-        raise IngestError(
-            f"row counts do not reconcile: in {report.rows_in} != out {report.rows_out} + quarantined "
-            f"{report.quarantined} + duplicates {report.duplicates}; see {out / 'ingest_report.json'}"
-        )
-    return report
+    return report.finish(out, started)
 
 
 def _resolve(options: IngestOptions, first: RawBatch) -> TransformOptions:
