@@ -20,8 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickintent import schema
-from clickintent.ingest import IngestError, IngestOptions, IngestReport, check_mapping
-from clickintent.ingest.readers import detect_format, read_columns
+from clickintent.ingest import IngestOptions, IngestReport, open_source
 from clickintent.ingest.transform import TransformOptions, detect_ts_unit, transform_batch
 from clickintent.pii import redact
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize_sql
@@ -162,15 +161,9 @@ def ingest_spark(
     from pyspark.sql.types import StringType, StructField, StructType
 
     options = options or IngestOptions()
-    path = Path(input_path)
-    if not path.is_file():
-        raise IngestError(f"input file not found: {path}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    fmt = detect_format(path, options.format)
-    columns, delim = read_columns(path, fmt, options.delimiter)
-    check_mapping(columns, options, delim, path)
+    path, out, delim, report = open_source(input_path, out_dir, options)
+    fmt, columns = report.format, report.columns_found
     if fmt == "parquet":
         df = spark.read.parquet(str(path))
     else:
@@ -191,7 +184,6 @@ def ingest_spark(
                 .option("multiLine", False)
                 .csv(str(path))
             )
-    report = IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit)
 
     unit = options.ts_unit
     if unit == "auto":

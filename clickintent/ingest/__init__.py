@@ -33,7 +33,7 @@ from clickintent.ingest.readers import (
 from clickintent.ingest.transform import TS_UNITS, TransformOptions, detect_ts_unit, transform_batch
 from clickintent.pii import redact
 
-__all__ = ["IngestError", "IngestOptions", "IngestReport", "ingest", "transform_batch"]
+__all__ = ["IngestError", "IngestOptions", "IngestReport", "ingest", "open_source", "transform_batch"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,26 @@ def check_mapping(columns: list[str], options: IngestOptions, delimiter: str | N
     )
 
 
+def open_source(
+    input_path: str | Path, out_dir: str | Path, options: IngestOptions
+) -> tuple[Path, Path, str | None, IngestReport]:
+    """Checks every engine makes before reading data: the file, the options, the format, the mapping.
+
+    Returns (input path, output directory (created), CSV delimiter or None, an empty report).
+    """
+    path = Path(input_path)
+    if not path.is_file():
+        raise IngestError(f"input file not found: {path}")
+    if options.ts_unit not in TS_UNITS:
+        raise IngestError(f"--ts-unit must be one of {', '.join(TS_UNITS)}, not {options.ts_unit!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    fmt = detect_format(path, options.format)
+    columns, delim = read_columns(path, fmt, options.delimiter)
+    check_mapping(columns, options, delim, path)
+    return path, out, delim, IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit)
+
+
 def ingest(
     input_path: str | Path,
     out_dir: str | Path,
@@ -129,18 +149,9 @@ def ingest(
 ) -> IngestReport:
     """Ingest one file into `out_dir` (events.parquet, quarantine.parquet, ingest_report.json)."""
     options = options or IngestOptions()
-    path = Path(input_path)
-    if not path.is_file():
-        raise IngestError(f"input file not found: {path}")
-    if options.ts_unit not in TS_UNITS:
-        raise IngestError(f"--ts-unit must be one of {', '.join(TS_UNITS)}, not {options.ts_unit!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    fmt = detect_format(path, options.format)
-    columns, delim = read_columns(path, fmt, options.delimiter)
-    check_mapping(columns, options, delim, path)
-    report = IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit)
+    path, out, delim, report = open_source(input_path, out_dir, options)
+    fmt = report.format
 
     staging = out / ".ingest-staging"
     shutil.rmtree(staging, ignore_errors=True)
