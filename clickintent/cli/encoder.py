@@ -1,11 +1,13 @@
 """CLI: `clickintent train` (self-supervised encoder -> bundle) and `clickintent embed` (sessions -> vectors).
 
-Both call plain functions in clickintent.encoder (train.train, embed.embed_file / embed.embed_spark) and
-end with a one-screen summary. Heavy imports happen inside the commands so `clickintent --help` stays fast.
+Both call plain functions in clickintent.encoder (train.train or distributed.train_distributed,
+embed.embed_file / embed.embed_spark) and end with a one-screen summary. Heavy imports happen inside the
+commands so `clickintent --help` stays fast.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -17,7 +19,7 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 @click.argument("sessions", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
 @click.option("--epochs", default=6, show_default=True, help="Passes over the training split.")
-@click.option("--batch-size", default=128, show_default=True, help="Sessions per step.")
+@click.option("--batch-size", default=128, show_default=True, help="Sessions per step (all processes together).")
 @click.option("--lr", default=2e-3, show_default=True, help="Peak learning rate (AdamW).")
 @click.option("--dim", default=64, show_default=True, help="Width of the event vectors and Transformer.")
 @click.option("--layers", default=2, show_default=True, type=click.IntRange(1, 8), help="Transformer blocks.")
@@ -29,8 +31,17 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 @click.option("--patience", default=2, show_default=True, help="Early stopping after N flat epochs.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (runs are deterministic per seed).")
 @click.option("--max-minutes", type=float, default=None, help="Wall-clock budget; keeps the best weights.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads (default: torch's choice).")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train (auto: CUDA if there).")
+@click.option(
+    "--threads", type=int, default=None,
+    help="Torch CPU threads per process (default: torch's choice; with --nproc N, cores // N).",
+)  # fmt: skip
+@click.option(
+    "--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+    help="Data-parallel processes (DDP: gloo on CPU, one GPU each with nccl); each takes a shard of every "
+    "batch, so the loss curve matches one process.",
+)  # fmt: skip
+@click.option("--amp", is_flag=True, help="bf16 autocast for the training steps (CUDA only; ignored on CPU).")
 @click.option(
     "--text-cache", type=click.Path(path_type=Path), default=None,
     help="Directory of the text-vector cache (default $CLICKINTENT_CACHE_DIR/text or ~/.cache/clickintent/text).",
@@ -62,12 +73,19 @@ def train_cmd(
     max_minutes: float | None,
     device: str,
     threads: int | None,
+    nproc: int,
+    amp: bool,
     text_cache: Path | None,
     checkpoint_dir: Path | None,
     text_model: str,
     resume: bool,
 ) -> None:
-    """Train the session encoder on SESSIONS (sessions.parquet) and write a model bundle to --out."""
+    """Train the session encoder on SESSIONS (sessions.parquet) and write a model bundle to --out.
+
+    With --nproc N, N processes train one model data-parallel (also when started by torchrun).
+    """
+    from clickintent.encoder.distributed import launched_by_torchrun, train_distributed
+    from clickintent.encoder.embed import resolve_device
     from clickintent.encoder.model import EncoderConfig
     from clickintent.encoder.text import TextVectors, text_encoder
     from clickintent.encoder.train import TrainConfig, train
@@ -76,16 +94,27 @@ def train_cmd(
     tcfg = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, masked_weight=masked_weight,
         contrastive_weight=contrastive_weight, val_fraction=val_fraction, patience=patience, seed=seed,
-        max_minutes=max_minutes, device=device, threads=threads,
+        max_minutes=max_minutes, device=device, threads=threads, amp=amp,
     )  # fmt: skip
-    text = TextVectors(text_encoder(text_model, device="cuda" if device == "cuda" else "cpu"), text_cache)
+    torchrun = launched_by_torchrun()
     try:
-        res = train(sessions, out, mcfg, tcfg, text=text, checkpoint_dir=checkpoint_dir, resume=resume)
+        text = TextVectors(text_encoder(text_model, device=resolve_device(device).type), text_cache)
+        if nproc > 1 or torchrun:
+            got = train_distributed(
+                sessions, out, mcfg, tcfg, nproc=nproc, text=text, checkpoint_dir=checkpoint_dir, resume=resume
+            )
+            if got is None:  # a torchrun worker other than rank 0: rank 0 reports
+                return
+            res = got
+        else:
+            res = train(sessions, out, mcfg, tcfg, text=text, checkpoint_dir=checkpoint_dir, resume=resume)
     except (ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"bundle        {res.bundle}")
     click.echo(f"model_version {res.model_version}")
-    click.echo(f"stopped       {res.stopped} after {res.epochs} epochs, {res.steps} steps, {res.seconds:.0f}s")
+    world = int(os.environ.get("WORLD_SIZE", "1")) if torchrun else nproc
+    where = f" on {world} processes" if world > 1 else ""
+    click.echo(f"stopped       {res.stopped} after {res.epochs} epochs, {res.steps} steps, {res.seconds:.0f}s{where}")
     click.echo(f"val loss      {res.best_val_loss:.4f}   train throughput {res.sessions_per_second:.0f} sessions/s")
     for row in res.history:
         click.echo("  " + "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))

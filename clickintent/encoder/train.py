@@ -7,9 +7,12 @@ measures the validation loss (with fixed masks and slices, so epochs compare), k
 stops early after `patience` epochs without improvement, and checkpoints (safetensors + JSON) so an
 interrupted run resumes where it stopped. A run is deterministic for a seed on one device: every step
 draws its batch order, slices, masks and dropout from seeds derived from (seed, epoch, step), which also
-makes a resumed run identical to an uninterrupted one. `max_minutes` caps the wall time.
+makes a resumed run identical to an uninterrupted one. `max_minutes` caps the wall time. It trains on CUDA
+when there is one (`device="auto"`), optionally under bf16 autocast (`amp`, CUDA only).
 
-What it leaves out: multi-GPU / distributed training, mixed precision, hyper-parameter search.
+Data-parallel training on several processes or GPUs is distributed.py: it runs this same loop in every
+process with a `Replica`, which shards each global batch; the loop only asks it who writes (rank 0) and to
+agree on decisions (stop, validation loss). What it leaves out: hyper-parameter search.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import logging
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -31,7 +35,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from clickintent.encoder.embed import resolve_device
-from clickintent.encoder.features import EventFrame, Featurizer, Vocab, collate
+from clickintent.encoder.features import EventBatch, EventFrame, Featurizer, Vocab, collate
 from clickintent.encoder.io import save_encoder
 from clickintent.encoder.model import EncoderConfig, SessionEncoder
 from clickintent.encoder.objectives import (
@@ -42,6 +46,9 @@ from clickintent.encoder.objectives import (
     sample_subsequences,
 )
 from clickintent.encoder.text import MiniLMEncoder, TextVectors
+
+if TYPE_CHECKING:
+    from clickintent.encoder.distributed import Replica
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +77,11 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget; the best weights so far are kept
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch CPU threads (None: torch's default)
+    amp: bool = False  # bf16 autocast for the training steps on CUDA (ignored on CPU)
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Fields that must match for a checkpoint to be resumed."""
-        skip = {"max_minutes", "device", "threads"}
+        skip = {"max_minutes", "device", "threads", "amp"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
 
 
@@ -88,6 +96,7 @@ class TrainResult:
     seconds: float
     sessions_per_second: float
     history: list[dict[str, float]] = field(default_factory=list)
+    step_losses: list[float] = field(default_factory=list)  # training loss of each step this run took
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -105,6 +114,30 @@ def _optimizer(model: SessionEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.98))
 
 
+def draw_batch(
+    frame: EventFrame,
+    rows: np.ndarray,
+    cfg: TrainConfig,
+    rng: np.random.Generator,
+    device: torch.device,
+    train: bool = True,
+) -> tuple[EventBatch, EventBatch, torch.Tensor | None]:
+    """Every random choice of a step, made for the whole batch `rows`: (batch with the true pages, model
+    inputs after page dropout, event mask [B', T] or None). With contrastive on, B' = 2B slices, view-major.
+    Distributed replicas each draw the whole batch like this and keep their shard of it, so N processes see
+    the very slices and masks that one process sees."""
+    if cfg.contrastive_weight > 0:  # two random slices of every session, view-major: [slices of view 0; view 1]
+        vrows, starts, lens = sample_subsequences(frame.lengths[rows], rng, 2, cfg.min_view_fraction)
+        batch = collate(frame, rows[vrows], starts, lens).to(device)
+    else:
+        batch = collate(frame, rows).to(device)
+    mask = None
+    if cfg.masked_weight > 0:
+        mask = torch.from_numpy(mask_events(batch.lengths.cpu().numpy(), cfg.mask_rate, rng)).to(device)
+    inputs = drop_pages(batch, cfg.page_dropout, rng) if train else batch
+    return batch, inputs, mask
+
+
 def batch_loss(
     model: SessionEncoder,
     frame: EventFrame,
@@ -116,15 +149,7 @@ def batch_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """The weighted loss for sessions `rows` of `frame`, and its parts (for logging)."""
     contrastive = cfg.contrastive_weight > 0
-    if contrastive:  # two random slices of every session, view-major: [slices of view 0; view 1]
-        vrows, starts, lens = sample_subsequences(frame.lengths[rows], rng, 2, cfg.min_view_fraction)
-        batch = collate(frame, rows[vrows], starts, lens).to(device)
-    else:
-        batch = collate(frame, rows).to(device)
-    mask = None
-    if cfg.masked_weight > 0:
-        mask = torch.from_numpy(mask_events(batch.lengths.cpu().numpy(), cfg.mask_rate, rng)).to(device)
-    inputs = drop_pages(batch, cfg.page_dropout, rng) if train else batch
+    batch, inputs, mask = draw_batch(frame, rows, cfg, rng, device, train)
     z, h = model(inputs, mask)
     loss = z.new_zeros(())
     parts: dict[str, float] = {}
@@ -258,11 +283,13 @@ def train(
     checkpoint_dir: str | Path | None = None,
     resume: bool = True,
     progress: bool = True,
+    replica: Replica | None = None,
 ) -> TrainResult:
     """Train an encoder on `sessions` (a table or sessions.parquet) and write it to the bundle `out`.
 
     Checkpoints go to `checkpoint_dir` (default: `<out>.ckpt` beside the bundle); with `resume` a
     matching checkpoint there is continued, and a checkpoint from a different config is refused.
+    `replica` is set by distributed.py in each of its processes; only rank 0 writes and shows progress.
     """
     from tqdm.auto import tqdm
 
@@ -270,7 +297,11 @@ def train(
     if cfg.masked_weight <= 0 and cfg.contrastive_weight <= 0:
         raise ValueError("switch on at least one objective (masked_weight or contrastive_weight > 0)")
     t_start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    device = replica.device if replica else resolve_device(cfg.device)
+    main = replica is None or replica.is_main
+    amp = cfg.amp and device.type == "cuda"
+    if cfg.amp and not amp:
+        log.warning("amp (bf16 autocast) needs CUDA; training in float32 on %s", device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     text = text or TextVectors(MiniLMEncoder(device=device.type))
@@ -293,7 +324,8 @@ def train(
         vocab.n_url_buckets, vocab.n_time_buckets = model_config.n_url_buckets, model_config.n_time_buckets
         vocab.max_events = model_config.max_events
     mcfg = (model_config or EncoderConfig()).for_vocab(vocab)
-    frame = Featurizer(vocab, text).frame(table)
+    with replica.main_first() if replica else nullcontext():  # rank 0 fills the text cache, the others read it
+        frame = Featurizer(vocab, text).frame(table)
     log.info(
         "featurized %d sessions (%d events) in %.1fs", len(frame), frame.offsets[-1], time.perf_counter() - t_start
     )
@@ -318,7 +350,14 @@ def train(
         best_val, bad_epochs, history = state["best_val"], state["bad_epochs"], state["history"]
         log.info("resuming from %s at epoch %d step %d", ckpt, epoch, step_in_epoch)
 
+    def local_step(rows: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        return batch_loss(model, frame, rows, cfg, rng, device)
+
+    step = replica.step_fn(model, frame, cfg) if replica else local_step
+
     def checkpoint() -> None:
+        if not main:
+            return
         _save_checkpoint(ckpt, model, opt, best, {
             "fingerprint": fp, "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "best_val": best_val, "bad_epochs": bad_epochs, "history": history,
@@ -327,6 +366,8 @@ def train(
     def end_epoch(train_loss: float) -> None:
         nonlocal best_val, bad_epochs, best
         val = validation_loss(model, frame, val_rows, cfg, device) if len(val_rows) else {"loss": train_loss}
+        if replica:  # every rank must take the same early-stopping decision
+            val = replica.from_main(val)
         history.append({"epoch": epoch, "train_loss": train_loss, **{f"val_{k}": v for k, v in val.items()}})
         if val["loss"] < best_val - 1e-4:
             best_val, bad_epochs = val["loss"], 0
@@ -336,11 +377,15 @@ def train(
 
     budget = cfg.max_minutes * 60 if cfg.max_minutes else math.inf
     t_loop, seen = time.perf_counter(), 0
+    step_losses: list[float] = []
     model.train()
     while epoch < cfg.epochs and stopped == "completed" and bad_epochs < cfg.patience:
         batches = epoch_batches(train_rows, frame.lengths, cfg.batch_size, np.random.default_rng([cfg.seed, epoch, 7]))
         bar = tqdm(
-            total=steps_per_epoch, initial=step_in_epoch, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}"
+            total=steps_per_epoch,
+            initial=step_in_epoch,
+            disable=not (progress and main),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
         )
         run_loss, n_loss = 0.0, 0
         while step_in_epoch < steps_per_epoch:
@@ -349,7 +394,8 @@ def train(
             torch.manual_seed(int(rng.integers(2**62)))  # dropout
             for g in opt.param_groups:
                 g["lr"] = lr_at(global_step, total_steps, cfg)
-            loss, parts = batch_loss(model, frame, rows, cfg, rng, device)
+            with torch.autocast(device.type, torch.bfloat16, enabled=amp):
+                loss, parts = step(rows, rng)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip:
@@ -360,10 +406,14 @@ def train(
             seen += len(rows)
             run_loss += parts["loss"]
             n_loss += 1
+            step_losses.append(parts["loss"])
             rate = seen / (time.perf_counter() - t_loop)
             bar.set_postfix(loss=f"{parts['loss']:.3f}", sess_s=f"{rate:.0f}", refresh=False)
             bar.update()
-            if time.perf_counter() - t_start > budget:
+            over = time.perf_counter() - t_start > budget
+            if replica and budget < math.inf:  # stop together: rank 0 may be slower (it writes)
+                over = replica.any(over)
+            if over:
                 stopped = "time_budget"
                 break
         bar.close()
@@ -377,10 +427,13 @@ def train(
     if bad_epochs >= cfg.patience and stopped == "completed":
         stopped = "early_stopping"
 
+    seconds = time.perf_counter() - t_start
+    rate = seen / max(time.perf_counter() - t_loop, 1e-9)
+    if not main:  # rank 0 writes the bundle
+        return TrainResult(out, "", stopped, epoch, global_step, best_val, seconds, rate, history, step_losses)
     if best is not None:
         model.load_state_dict(best)
     model.eval()
-    seconds = time.perf_counter() - t_start
     summary = {
         "stopped": stopped, "epochs": epoch, "steps": global_step, "best_val_loss": best_val,
         "train_sessions": len(train_rows), "val_sessions": len(val_rows), "seconds": round(seconds, 1),
@@ -395,6 +448,7 @@ def train(
         steps=global_step,
         best_val_loss=best_val,
         seconds=seconds,
-        sessions_per_second=seen / max(time.perf_counter() - t_loop, 1e-9),
+        sessions_per_second=rate,
         history=history,
+        step_losses=step_losses,
     )
