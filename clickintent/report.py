@@ -3,7 +3,7 @@
 Reads what the steps wrote under one directory (ingest_report.json, sessions.parquet, embeddings.parquet,
 taxonomy.json, labels.parquet, the simulator's truth/) and renders each part that exists; a part
 whose inputs are missing says so instead of failing. No scripts, no external assets: it opens offline.
-What it leaves out for now: distillation, downstream metric tables and the embedding map (issue 6).
+The result sections (map, distillation, downstream tables) live in report_results.py.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def simulation_section(sim_dir: Path | None) -> Section:
     return Section("Simulated world", body)
 
 
-def taxonomy_section(path: Path, labels_path: Path, sim_dir: Path | None) -> Section:
+def taxonomy_section(path: Path, labels_path: Path, sim_dir: Path | None, sessions: Path | None = None) -> Section:
     if not path.exists():
         return Section("Intent taxonomy", not_available("Taxonomy", f"no {path.name}"))
     from clickintent.taxonomy import Taxonomy
@@ -117,6 +117,7 @@ def taxonomy_section(path: Path, labels_path: Path, sim_dir: Path | None) -> Sec
         for lb in labels:
             rows.append((category, lb.name, lb.description, f"{lb.share:.1%}", ", ".join(lb.examples[:2])))
     body += table(["category", "label", "description", "share", "example sessions"], rows)
+    body += _example_visits(tax, sessions)
     if labels_path.exists():
         labels = pq.read_table(labels_path)
         names = {lb.id: f"{lb.category} > {lb.name}" for lb in tax.labels}
@@ -130,6 +131,32 @@ def taxonomy_section(path: Path, labels_path: Path, sim_dir: Path | None) -> Sec
         )  # fmt: skip
         body += _agreement_with_truth(labels, names, sim_dir)
     return Section("Intent taxonomy", body)
+
+
+def _example_visits(tax: Any, sessions: Path | None, per_label: int = 1) -> str:
+    """One example visit per label, rendered as the LLM saw it (PII already redacted at ingest)."""
+    if sessions is None or not sessions.exists():
+        return ""
+    import pyarrow as pa
+
+    from clickintent.taxonomy.render import render_session
+
+    wanted = {sid for lb in tax.labels for sid in lb.examples[:per_label]}
+    if not wanted:
+        return ""
+    t = pq.read_table(sessions, columns=["session_id", "platform", "events"])
+    t = t.filter(pc.is_in(t.column("session_id"), pa.array(sorted(wanted))))
+    rows = {r["session_id"]: r for r in t.to_pylist()}
+    parts = ["<h3>Example visits</h3>"]
+    for lb in tax.labels:
+        for sid in lb.examples[:per_label]:
+            if sid in rows:
+                text = render_session(rows[sid]["events"], rows[sid]["platform"], max_steps=12)
+                parts.append(
+                    f"<details><summary>{html.escape(lb.category)} &gt; {html.escape(lb.name)} "
+                    f"<code>{html.escape(sid)}</code></summary><pre>{html.escape(text)}</pre></details>"
+                )
+    return "".join(parts) if len(parts) > 1 else ""
 
 
 def _agreement_with_truth(labels: Any, names: dict[str, str], sim_dir: Path | None) -> str:
@@ -189,14 +216,38 @@ def write_report(
     taxonomy: Path | None = None,
     labels: Path | None = None,
     extra: Sequence[Section] = (),
+    *,
+    sessions: Path | None = None,
+    embeddings: Path | None = None,
+    distilled: Path | None = None,
+    distill_json: Path | None = None,
+    evaluation: Path | None = None,
 ) -> Path:
-    """Render the report for a pipeline directory into `out` (an .html file)."""
+    """Render the report for a pipeline directory into `out` (an .html file).
+
+    `run_dir` holds ingest_report.json and sessions.parquet; the other paths default to files in it.
+    `sessions` are the sessions the labels describe (example visits are rendered from them).
+    """
+    from clickintent.report_results import distill_section, evaluation_section, map_section
+
+    tax_path = taxonomy or run_dir / "taxonomy.json"
+    names: dict[str, str] = {}
+    if tax_path.exists():
+        from clickintent.taxonomy import Taxonomy
+
+        names = {lb.id: f"{lb.category} > {lb.name}" for lb in Taxonomy.load(tax_path).labels}
+    emb = embeddings or run_dir / "embeddings.parquet"
     sections = [
         simulation_section(sim_dir),
+        evaluation_section(evaluation or run_dir / "evaluation.json"),
         ingest_section(run_dir),
         sessions_section(run_dir),
-        embeddings_section(run_dir / "embeddings.parquet"),
-        taxonomy_section(taxonomy or run_dir / "taxonomy.json", labels or run_dir / "labels.parquet", sim_dir),
+        embeddings_section(emb),
+        map_section(emb, distilled or labels or run_dir / "labels.parquet", names),
+        taxonomy_section(
+            tax_path, labels or run_dir / "labels.parquet", sim_dir, sessions or run_dir / "sessions.parquet"
+        ),
+        distill_section(distill_json or run_dir / "distill.json"),
         *extra,
     ]
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,62 +37,120 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
               show_default=True, help="Directory for every output; the report is OUT/report.html.")
-@click.option("--visitors", default=1500, show_default=True, type=click.IntRange(min=50),
+@click.option("--visitors", default=20000, show_default=True, type=click.IntRange(min=50),
               help="People in the simulated world.")
-@click.option("--days", default=14, show_default=True, type=click.IntRange(min=1), help="Days simulated.")
+@click.option("--days", default=30, show_default=True, type=click.IntRange(min=1), help="Days simulated.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the world and every model.")
 @click.option("--signal", default=0.5, show_default=True, type=click.FloatRange(0, 1),
               help="How much web intent drives app behaviour (0 = placebo world).")
 @click.option("--train-minutes", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Time budget for training the encoder.")
-@click.option("--label-sample", default=200, show_default=True, type=click.IntRange(min=10),
-              help="Sessions the local LLM labels (about 1-3 s each on one core).")
+@click.option("--label-sample", default=300, show_default=True, type=click.IntRange(min=50),
+              help="Sessions the local LLM labels (about 1-2 s each on one core); the distiller learns from them.")
+@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Evaluation splits.")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing what is there.")
 def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
-             label_sample: int, fresh: bool) -> None:  # fmt: skip
+             label_sample: int, seeds: int, fresh: bool) -> None:  # fmt: skip
     """Run the whole pipeline on a simulated bank and write OUT/report.html.
 
-    simulate -> ingest -> sessionize -> train -> embed -> taxonomy build (cluster mode, local Gemma)
-    -> taxonomy label -> report. Every step is printed as the command you would type yourself.
+    simulate -> ingest -> sessionize -> cut (before applications) -> train -> embed -> taxonomy build
+    (cluster mode, local Gemma) -> taxonomy label -> distill -> label -> evaluate -> report. Every step is
+    printed as the command you would type yourself.
     """
     if fresh:
         shutil.rmtree(out_dir, ignore_errors=True)
     reuse = not fresh
     sim, data, bundle = out_dir / "sim", out_dir / "data", out_dir / "bundle"
-    sessions, embeddings = data / "sessions.parquet", data / "embeddings.parquet"
-    taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels.parquet"
+    sessions, visits = data / "sessions.parquet", data / "visits.parquet"
+    embeddings = data / "embeddings.parquet"
+    taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels-llm.parquet"
+    distilled, distill_json = out_dir / "labels-distilled.parquet", out_dir / "distill.json"
+    evaluation = out_dir / "evaluation.json"
     cache = out_dir / "llm-cache.sqlite"
     steps: list[tuple[str, list[str], list[Path]]] = [
         ("simulate", ["simulate", "--visitors", str(visitors), "--days", str(days), "--seed", str(seed),
                       "--signal", str(signal), "--out", str(sim)], [sim / "events.parquet"]),
         ("ingest", ["ingest", str(sim / "events.parquet"), "--out", str(data)], [data / "events.parquet"]),
         ("sessionize", ["sessionize", str(data / "events.parquet"), "--out", str(sessions)], [sessions]),
+        ("cut", ["cut", str(sessions), "--out", str(visits)], [visits]),
         ("train", ["train", str(sessions), "--out", str(bundle), "--max-minutes", str(train_minutes),
-                   "--seed", str(seed)], [bundle / "manifest.json"]),
-        ("embed", ["embed", str(sessions), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
-        ("taxonomy build", ["taxonomy", "build", str(sessions), "--out", str(taxonomy), "--embeddings",
+                   "--seed", str(seed)], [bundle / "encoder.safetensors"]),
+        ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
+        ("taxonomy build", ["taxonomy", "build", str(visits), "--out", str(taxonomy), "--embeddings",
                             str(embeddings), "--seed", str(seed), "--llm-cache", str(cache)], [taxonomy]),
-        ("taxonomy label", ["taxonomy", "label", str(sessions), "--taxonomy", str(taxonomy), "--out", str(labels),
+        ("taxonomy label", ["taxonomy", "label", str(visits), "--taxonomy", str(taxonomy), "--out", str(labels),
                             "--sample", str(label_sample), "--seed", str(seed), "--llm-cache", str(cache)], [labels]),
+        ("distill", ["distill", "--embeddings", str(embeddings), "--labels", str(labels), "--taxonomy",
+                     str(taxonomy), "--sessions", str(visits), "--bundle", str(bundle), "--sim", str(sim),
+                     "--report", str(distill_json), "--seed", str(seed)], [distill_json]),
+        ("label", ["label", str(visits), "--bundle", str(bundle), "--embeddings", str(embeddings),
+                   "--out", str(distilled)], [distilled]),
+        ("evaluate", ["evaluate", str(visits), "--sim", str(sim), "--embeddings", str(embeddings),
+                      "--llm-labels", str(labels), "--distilled-labels", str(distilled), "--taxonomy", str(taxonomy),
+                      "--seeds", str(seeds), "--out", str(evaluation)], [evaluation]),
     ]  # fmt: skip
     timings = []
+    started = time.perf_counter()
     for name, args, outputs in steps:
         timings.append((name, _run(args, outputs, reuse)))
-    report = write_report(data, out_dir / "report.html", sim_dir=sim, taxonomy=taxonomy, labels=labels)
-    click.secho("\nclickintent demo: done", bold=True)
+    t0 = time.perf_counter()
+    report = write_report(data, out_dir / "report.html", sim_dir=sim, taxonomy=taxonomy, labels=labels,
+                          sessions=visits, embeddings=embeddings, distilled=distilled, distill_json=distill_json,
+                          evaluation=evaluation)  # fmt: skip
+    timings.append(("report", time.perf_counter() - t0))
+    _summary(timings, time.perf_counter() - started, evaluation, distill_json, report)
+
+
+def _summary(timings: list[tuple[str, float]], total: float, evaluation: Path, distill_json: Path,
+             report: Path) -> None:  # fmt: skip
+    import json
+
+    from clickintent.cli.evaluate import headline_table
+
+    click.secho("\nclickintent demo: done (everything ran on SIMULATED data, docs/SIMULATOR.md)", bold=True)
     for name, seconds in timings:
         click.echo(f"  {name:16s} {'reused' if seconds == 0 else f'{seconds:7.1f} s'}")
-    click.echo(f"  report           {report}  (open it in a browser)")
-    click.echo("  Everything above ran on SIMULATED data (docs/SIMULATOR.md).")
+    click.echo(f"  {'total':16s} {total:7.1f} s")
+    if distill_json.exists():
+        d = json.loads(distill_json.read_text())
+        t = d.get("truth") or {}
+        line = f"\ndistilled labeller: agreement with the LLM {d['agreement']['accuracy']:.1%} (held out)"
+        if t.get("drop") is not None:
+            line += f"; accuracy vs truth LLM {t['llm_accuracy']:.1%}, distilled {t['distilled_accuracy']:.1%}"
+        if d.get("speedup"):
+            line += f"; {d['speedup']:,.0f}x faster than the LLM"
+        click.echo(line)
+    if evaluation.exists():
+        for line in headline_table(json.loads(evaluation.read_text())):
+            click.echo(line)
+    click.secho(f"\nreport: {report}  (open it in a browser)", bold=True)
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--sim", "sim_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="The simulator's output directory, for the ground-truth sections.")
+              help="The simulator's output directory, for the ground-truth sections (default: RUN_DIR/sim if any).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write. Default: RUN_DIR/report.html.")
 def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
-    """Write one self-contained HTML page about the outputs in RUN_DIR."""
-    path = write_report(run_dir, out or run_dir / "report.html", sim_dir=sim_dir)
+    """Write one self-contained HTML page about the outputs in RUN_DIR.
+
+    RUN_DIR is either a `clickintent demo` output directory (data/, taxonomy.json, labels-llm.parquet,
+    labels-distilled.parquet, distill.json, evaluation.json) or a directory holding ingest_report.json,
+    sessions.parquet and whichever of embeddings.parquet, taxonomy.json, labels.parquet, distill.json and
+    evaluation.json exist. Missing parts are listed as not available.
+    """
+    out = out or run_dir / "report.html"
+    if (run_dir / "data" / "ingest_report.json").exists():  # the demo's layout
+        data = run_dir / "data"
+        sim_dir = sim_dir or ((run_dir / "sim") if (run_dir / "sim" / "truth").exists() else None)
+        visits = data / "visits.parquet"
+        path = write_report(
+            data, out, sim_dir=sim_dir, taxonomy=run_dir / "taxonomy.json", labels=run_dir / "labels-llm.parquet",
+            sessions=visits if visits.exists() else None, embeddings=data / "embeddings.parquet",
+            distilled=run_dir / "labels-distilled.parquet", distill_json=run_dir / "distill.json",
+            evaluation=run_dir / "evaluation.json",
+        )  # fmt: skip
+    else:
+        path = write_report(run_dir, out, sim_dir=sim_dir)
     click.echo(f"wrote {path}")

@@ -9,6 +9,7 @@ step); every LLM step shows a progress bar. Answers are cached in an SQLite file
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,8 @@ import click
 import pyarrow.parquet as pq
 
 from clickintent.llm import BACKENDS, LLM, LLMError, MissingExtra, make_backend
+
+LABEL_STEP = "labels"  # clickintent.taxonomy.label.STEP, without importing it at start-up
 
 CACHE_NAME = "llm-cache.sqlite"
 
@@ -254,4 +257,27 @@ def label_cmd(
         click.echo(f"  {lb.category} > {lb.name:32} {n:6d}  {n / max(1, labels.num_rows):6.1%}")
     click.echo("")
     click.echo("\n".join(_usage_lines(llm, time.perf_counter() - start)))
+    _write_label_meta(out, labels.num_rows, llm)
     click.echo(f"\nwrote {out}")
+
+
+def _write_label_meta(out: Path, sessions: int, llm: LLM) -> None:
+    """labels.json beside labels.parquet: LLM cost per label, for the report and the distillation speed-up.
+    A re-run served from the cache made no calls, so it keeps the timing measured when the calls were made."""
+    meta_path = out.with_suffix(".json")
+    u = llm.usage.get(LABEL_STEP)
+    if u is None or u.calls == 0:
+        if meta_path.exists():
+            return
+        meta: dict[str, Any] = {"sessions": sessions, "calls": 0, "seconds": 0.0, "seconds_per_label": None}
+    else:
+        meta = {
+            "sessions": sessions,
+            "backend": llm.name,
+            "model": llm.model,
+            "calls": u.calls,
+            "tokens": u.tokens,
+            "seconds": u.seconds,
+            "seconds_per_label": u.seconds / u.calls,
+        }
+    meta_path.write_text(json.dumps(meta, indent=2) + "\n")

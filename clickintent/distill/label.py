@@ -1,0 +1,186 @@
+"""Label every session with the distilled classifier: sessions (or embeddings) in, labels.parquet out.
+
+`label_file` streams a sessions.parquet chunk by chunk (bounded memory: one chunk of sessions and its
+vectors at a time), embeds each chunk with the bundle's encoder unless precomputed embeddings are given,
+and writes schema.LABELS rows with source `distilled`. `label_spark` does the same in Spark executors with
+`mapInArrow`, shipping the bundle once per SparkContext as `embed_spark` does. `Labeller` is the
+in-process object the service and the latency benchmark use. Left out: top-k output in the Parquet file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from clickintent import schema
+from clickintent.bundle import Bundle, load_bundle
+from clickintent.distill.classifier import COMPONENT, IntentClassifier
+from clickintent.encoder.embed import Embedder, _executor_embedder, ship_bundle
+
+SOURCE = "distilled"
+
+
+class Labeller:
+    """Encoder + classifier from one bundle."""
+
+    def __init__(self, embedder: Embedder, classifier: IntentClassifier, taxonomy_version: str) -> None:
+        self.embedder = embedder
+        self.classifier = classifier
+        self.taxonomy_version = taxonomy_version
+
+    @classmethod
+    def from_bundle(cls, bundle: Bundle | str | Path, device: str = "cpu", text_cache: str | Path | None = None,
+                    batch_size: int = 512) -> Labeller:  # fmt: skip
+        b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        clf = IntentClassifier.from_bundle(b)
+        version = str(b.component(COMPONENT).get("taxonomy_version", ""))
+        return cls(Embedder.from_bundle(b.path, device, text_cache, batch_size), clf, version)
+
+    def label_one(self, events: Sequence[Mapping[str, Any]]) -> tuple[str, float]:
+        """(label id, confidence) for one session given as event dicts: the low-latency path."""
+        ids, conf = self.classifier.predict(self.embedder.embed_one(events)[None, :])
+        return ids[0], float(conf[0])
+
+    def labels_batch(self, sessions: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
+        return self.labels_from_vectors(sessions.column("session_id"), self.embedder.embed_sessions(sessions))
+
+    def labels_from_vectors(self, ids: Any, vectors: np.ndarray) -> pa.RecordBatch:
+        intents, conf = self.classifier.predict(vectors)
+        ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
+        n = len(intents)
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(ids, pa.string()),
+                pa.array(intents, pa.string()),
+                pa.array(conf, pa.float32()),
+                pa.array([SOURCE] * n, pa.string()),
+                pa.array([self.taxonomy_version] * n, pa.string()),
+            ],
+            schema=schema.LABELS,
+        )
+
+
+@dataclass
+class LabelStats:
+    sessions: int
+    seconds: float
+    out: Path
+
+    @property
+    def per_second(self) -> float:
+        return self.sessions / self.seconds if self.seconds else 0.0
+
+
+def label_file(
+    sessions: str | Path | None,
+    bundle: str | Path,
+    out: str | Path,
+    *,
+    embeddings: str | Path | None = None,
+    device: str = "auto",
+    chunk_rows: int = 16_384,
+    text_cache: str | Path | None = None,
+    progress: bool = False,
+) -> LabelStats:
+    """Label every session of `sessions` (or every row of `embeddings`, when given: no encoder call)."""
+    from tqdm.auto import tqdm
+
+    labeller = Labeller.from_bundle(bundle, device, text_cache)
+    if embeddings is not None:
+        dataset, columns = ds.dataset(str(embeddings), format="parquet"), ["session_id", "embedding"]
+    elif sessions is not None:
+        dataset, columns = ds.dataset(str(sessions), format="parquet"), ["session_id", "events"]
+    else:
+        raise ValueError("give sessions or embeddings to label")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    t0, n = time.perf_counter(), 0
+    bar = tqdm(total=dataset.count_rows(), unit="sess", disable=not progress, desc="label")
+    try:
+        with pq.ParquetWriter(tmp, schema.LABELS) as writer:
+            for chunk in dataset.to_batches(columns=columns, batch_size=chunk_rows):
+                if not chunk.num_rows:
+                    continue
+                if embeddings is not None:
+                    vecs = chunk.column("embedding")
+                    mat = vecs.flatten().to_numpy().reshape(chunk.num_rows, -1)
+                    writer.write_batch(labeller.labels_from_vectors(chunk.column("session_id"), mat))
+                else:
+                    writer.write_batch(labeller.labels_batch(chunk))
+                n += chunk.num_rows
+                bar.update(chunk.num_rows)
+        os.replace(tmp, out)
+    finally:
+        bar.close()
+        tmp.unlink(missing_ok=True)
+    return LabelStats(n, time.perf_counter() - t0, out)
+
+
+_EXECUTOR_CLASSIFIERS: dict[str, IntentClassifier] = {}
+
+
+def label_spark(
+    spark: Any,
+    sessions: str | Path | Any,
+    bundle: str | Path,
+    out: str | Path | None = None,
+    *,
+    batch_size: int = 512,
+    text_cache: str | Path | None = None,
+) -> Any:
+    """Label with Spark (mapInArrow); returns the DataFrame and writes a Parquet directory at `out` if given."""
+    from clickintent.encoder.text import default_cache_dir
+    from clickintent.engines.spark import require_pyspark
+
+    require_pyspark()
+    b = load_bundle(bundle)
+    IntentClassifier.from_bundle(b)  # fail on the driver, not in every executor
+    name = ship_bundle(spark, b)
+    version = str(b.component(COMPONENT).get("taxonomy_version", ""))
+    cache = str(text_cache or default_cache_dir())
+    df = spark.read.parquet(str(sessions)) if isinstance(sessions, str | Path) else sessions
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import SparkFiles
+
+        path = SparkFiles.get(name)
+        if path not in _EXECUTOR_CLASSIFIERS:
+            _EXECUTOR_CLASSIFIERS[path] = IntentClassifier.from_bundle(path)
+        labeller = Labeller(_executor_embedder(path, cache, batch_size), _EXECUTOR_CLASSIFIERS[path], version)
+        for rb in batches:
+            if rb.num_rows:
+                yield labeller.labels_batch(rb)
+
+    ddl = "session_id string, intent string, confidence float, source string, taxonomy_version string"
+    result = df.select("session_id", "events").mapInArrow(run, ddl)
+    if out is not None:
+        result.write.mode("overwrite").parquet(str(out))
+    return result
+
+
+def latency(labeller: Labeller, sessions: pa.Table, n: int = 200, warmup: int = 20) -> dict[str, float]:
+    """Single-session label latency in this process (embed one session + classify), in seconds."""
+    rows = sessions.slice(0, min(n + warmup, sessions.num_rows)).column("events").to_pylist()
+    times = []
+    for i, events in enumerate(rows):
+        t0 = time.perf_counter()
+        labeller.label_one(events)
+        if i >= warmup or len(rows) <= warmup:
+            times.append(time.perf_counter() - t0)
+    arr = np.array(times)
+    return {
+        "p50": float(np.median(arr)),
+        "p99": float(np.quantile(arr, 0.99)),
+        "mean": float(arr.mean()),
+        "n": len(arr),
+    }
