@@ -47,10 +47,12 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
               help="Time budget for training the encoder.")
 @click.option("--label-sample", default=300, show_default=True, type=click.IntRange(min=50),
               help="Sessions the local LLM labels (about 1-2 s each on one core); the distiller learns from them.")
+@click.option("--max-labels", default=12, show_default=True, type=click.IntRange(min=2),
+              help="Most taxonomy labels (each costs a few LLM calls to name).")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Evaluation splits.")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing what is there.")
 def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
-             label_sample: int, seeds: int, fresh: bool) -> None:  # fmt: skip
+             label_sample: int, max_labels: int, seeds: int, fresh: bool) -> None:  # fmt: skip
     """Run the whole pipeline on a simulated bank and write OUT/report.html.
 
     simulate -> ingest -> sessionize -> cut (before applications) -> train -> embed -> taxonomy build
@@ -77,7 +79,8 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
                    "--seed", str(seed)], [bundle / "encoder.safetensors"]),
         ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
         ("taxonomy build", ["taxonomy", "build", str(visits), "--out", str(taxonomy), "--embeddings",
-                            str(embeddings), "--seed", str(seed), "--llm-cache", str(cache)], [taxonomy]),
+                            str(embeddings), "--seed", str(seed), "--max-labels", str(max_labels),
+                            "--llm-cache", str(cache)], [taxonomy]),
         ("taxonomy label", ["taxonomy", "label", str(visits), "--taxonomy", str(taxonomy), "--out", str(labels),
                             "--sample", str(label_sample), "--seed", str(seed), "--llm-cache", str(cache)], [labels]),
         ("distill", ["distill", "--embeddings", str(embeddings), "--labels", str(labels), "--taxonomy",

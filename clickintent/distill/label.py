@@ -126,7 +126,16 @@ def label_file(
     return LabelStats(n, time.perf_counter() - t0, out)
 
 
-_EXECUTOR_CLASSIFIERS: dict[str, IntentClassifier] = {}
+_EXECUTOR_CLASSIFIERS: dict[str, IntentClassifier] = {}  # per Python worker: load a classifier once
+
+
+def _executor_classifier(path: str) -> IntentClassifier:
+    # Module-level on purpose: cloudpickle ships a closure with a by-value copy of the globals it names, so a
+    # cache read from inside `run` would start empty in every task; a function of this module is shipped by
+    # reference and sees the worker's real module dict.
+    if path not in _EXECUTOR_CLASSIFIERS:
+        _EXECUTOR_CLASSIFIERS[path] = IntentClassifier.from_bundle(path)
+    return _EXECUTOR_CLASSIFIERS[path]
 
 
 def label_spark(
@@ -154,9 +163,7 @@ def label_spark(
         from pyspark import SparkFiles
 
         path = SparkFiles.get(name)
-        if path not in _EXECUTOR_CLASSIFIERS:
-            _EXECUTOR_CLASSIFIERS[path] = IntentClassifier.from_bundle(path)
-        labeller = Labeller(_executor_embedder(path, cache, batch_size), _EXECUTOR_CLASSIFIERS[path], version)
+        labeller = Labeller(_executor_embedder(path, cache, batch_size), _executor_classifier(path), version)
         for rb in batches:
             if rb.num_rows:
                 yield labeller.labels_batch(rb)
@@ -169,7 +176,8 @@ def label_spark(
 
 
 def latency(labeller: Labeller, sessions: pa.Table, n: int = 200, warmup: int = 20) -> dict[str, float]:
-    """Single-session label latency in this process (embed one session + classify), in seconds."""
+    """Label cost in this process, in seconds: one session at a time (embed + classify; p50, p99, mean) and
+    per session in one batch of up to 2,000 (`batch_per_session`), the way `clickintent label` runs."""
     rows = sessions.slice(0, min(n + warmup, sessions.num_rows)).column("events").to_pylist()
     times = []
     for i, events in enumerate(rows):

@@ -89,6 +89,7 @@ def evaluate(
     seeds: int = 5,
     lookback_days: float = 14,
     window_days: float = 3,
+    tasks: tuple[str, ...] = ("tile ranking", "conversion"),
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The evaluation as a JSON-ready dict (see the module docstring); tasks without their inputs are
@@ -96,11 +97,16 @@ def evaluate(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: BLAS threads only spin against each other
-        return _evaluate(inputs, seeds, lookback_days, window_days, progress or (lambda _: None))
+        return _evaluate(inputs, seeds, lookback_days, window_days, tasks, progress or (lambda _: None))
 
 
 def _evaluate(
-    inputs: Inputs, seeds: int, lookback_days: float, window_days: float, say: Callable[[str], None]
+    inputs: Inputs,
+    seeds: int,
+    lookback_days: float,
+    window_days: float,
+    which: tuple[str, ...],
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
     started = time.perf_counter()
     web = build_blocks(inputs)
@@ -118,11 +124,15 @@ def _evaluate(
         return result
     customers = customer_features(inputs.customers)
     tasks: list[TaskData] = []
-    if inputs.app_views is None:
+    if "tile ranking" not in which:
+        pass
+    elif inputs.app_views is None:
         result["not_applicable"]["tile ranking"] = "no app home-page views"
     else:
         tasks.append(tile_task(web, inputs.app_views, customers, inputs.products, lookback_days))
-    if inputs.conversions is None:
+    if "conversion" not in which:
+        pass
+    elif inputs.conversions is None:
         result["not_applicable"]["conversion"] = "no conversions table"
     else:
         tasks.append(conversion_task(web, inputs.conversions, customers, inputs.products, window_days))

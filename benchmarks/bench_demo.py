@@ -1,0 +1,92 @@
+"""Issue 6 figures: run `clickintent demo` (or read a finished run) and check its goals.
+
+    python -m benchmarks.bench_demo --out /tmp/demo-bench            # fresh demo run, timed, then the goals
+    python -m benchmarks.bench_demo --out out --no-run                # goals of an existing run
+
+Goals (issue 6, on the default simulated world, signal 0.5 as fixed in docs/SIMULATOR.md):
+- the embedding's lift over the production baseline has a 95% CI that excludes zero on both tasks and
+  captures at least 80% of the oracle's lift;
+- distilled labels lose at most 7% against LLM labels (accuracy vs the true intents, held out);
+- the distilled labeller is at least 10,000 times faster per session than the LLM labeller;
+- the demo finishes within 15 minutes after installation.
+Writes OUT/bench_demo.json. Timings depend on the machine's load: `uptime` is recorded beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HEADLINE = {"tile ranking": ["macro_recall_at_1", "log_loss"], "conversion": ["micro_f1", "macro_f1"]}
+BETTER_UP = {"macro_recall_at_1": True, "log_loss": False, "micro_f1": True, "macro_f1": True}
+
+
+def goals(out: Path) -> dict[str, Any]:
+    ev = json.loads((out / "evaluation.json").read_text())
+    dist = json.loads((out / "distill.json").read_text())
+    res: dict[str, Any] = {"embedding_lift": {}, "distill": {}, "speed": {}}
+    for task, metrics in HEADLINE.items():
+        fs = ev["tasks"].get(task, {}).get("feature_sets", {})
+        emb = fs.get("+ embedding")
+        if not emb:
+            res["embedding_lift"][task] = "not evaluated"
+            continue
+        for m in metrics:
+            e = emb[m]
+            lo, hi = e["rel_ci"]
+            excludes_zero = lo > 0 if BETTER_UP[m] else hi < 0
+            share = e.get("oracle_share")
+            res["embedding_lift"][f"{task} {m}"] = {
+                "rel": e["rel"], "rel_ci": e["rel_ci"], "ci_excludes_zero_in_the_right_direction": excludes_zero,
+                "oracle_share": share, "captures_80pct_of_oracle": share is not None and share >= 0.8,
+            }  # fmt: skip
+    t = dist.get("truth") or {}
+    res["distill"] = {
+        "llm_accuracy": t.get("llm_accuracy"),
+        "distilled_accuracy": t.get("distilled_accuracy"),
+        "drop": t.get("drop"),
+        "goal_drop_at_most_7pct": t.get("drop") is not None and t["drop"] <= 0.07,
+        "held_out_sessions": t.get("sessions"),
+        "agreement": dist["agreement"],
+    }
+    lat = dist.get("latency_s", {})
+    res["speed"] = {
+        "llm_s_per_label": dist.get("llm_latency_s"),
+        "distilled_s_one_at_a_time_p50": lat.get("p50"),
+        "distilled_s_per_session_in_batch": lat.get("batch_per_session"),
+        "speedup_one_at_a_time": dist.get("speedup"),
+        "speedup_batch": dist.get("speedup_batch"),
+        "goal_10000x_one_at_a_time": (dist.get("speedup") or 0) >= 10_000,
+        "goal_10000x_batch": (dist.get("speedup_batch") or 0) >= 10_000,
+    }
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("/tmp/clickintent-bench-demo"), help="demo output directory")
+    ap.add_argument("--no-run", action="store_true", help="only read the goals of an existing run")
+    ap.add_argument("demo_args", nargs="*", help="extra arguments for `clickintent demo` (after --)")
+    args = ap.parse_args()
+    record: dict[str, Any] = {"uptime_before": os.popen("uptime").read().strip()}
+    if not args.no_run:
+        cmd = [sys.executable, "-m", "clickintent", "demo", "--fresh", "--out", str(args.out), *args.demo_args]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        record["demo_seconds"] = time.perf_counter() - t0
+        record["demo_command"] = " ".join(cmd[2:])
+        record["uptime_after"] = os.popen("uptime").read().strip()
+    record["goals"] = goals(args.out)
+    (args.out / "bench_demo.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Distillation: the classifier's manners, calibration, the bundle round trip, distill() and cut_sessions()."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from clickintent import schema
+from clickintent.bundle import BundleError, add_to_bundle, json_bytes
+from clickintent.cut import cut_sessions
+from clickintent.distill import IntentClassifier, expected_calibration_error
+from clickintent.distill.fit import distill
+
+
+def blobs(n: int, k: int = 4, d: int = 16, noise: float = 1.0, seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3, size=(k, d))
+    y = rng.integers(0, k, n)
+    return (centers[y] + rng.normal(scale=noise, size=(n, d))).astype(np.float32), [f"label-{i}" for i in y]
+
+
+def test_classifier_learns_and_calibrates() -> None:
+    X, y = blobs(1200, noise=2.5)
+    clf = IntentClassifier().fit(X[:600], y[:600], X[600:900], y[600:900])
+    assert clf.classes_ == sorted({*y, "other"})
+    probs = clf.predict_proba(X[900:])
+    assert probs.shape == (300, len(clf.classes_)) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    pred, conf = clf.predict(X[900:])
+    truth = y[900:]
+    assert np.mean([p == t for p, t in zip(pred, truth, strict=True)]) > 0.7
+    assert np.all((conf >= 0) & (conf <= 1))
+    # calibrated probabilities are no worse calibrated than the raw softmax on held-out rows
+    idx = np.array([clf.classes_.index(t) for t in truth])
+    raw = IntentClassifier.softmax_logits(clf.logits(X[900:]))
+    assert expected_calibration_error(probs, idx) <= expected_calibration_error(raw, idx) + 0.02
+
+
+def test_low_confidence_goes_to_other() -> None:
+    X, y = blobs(400)
+    clf = IntentClassifier().fit(X, y)
+    clf.threshold_ = 1.01  # nothing is that confident
+    pred, _ = clf.predict(X[:10])
+    assert pred == ["other"] * 10
+
+
+def test_classifier_bundle_round_trip_and_tamper(tmp_path: Path) -> None:
+    X, y = blobs(300)
+    clf = IntentClassifier().fit(X[:200], y[:200], X[200:], y[200:])
+    bundle = tmp_path / "bundle"
+    add_to_bundle(bundle, "encoder", {"encoder.json": json_bytes({"dummy": True})})
+    with pytest.raises(BundleError, match="distill"):
+        IntentClassifier.from_bundle(bundle)
+    clf.save(bundle, json_bytes({"labels": []}))
+    back = IntentClassifier.from_bundle(bundle)
+    assert back.classes_ == clf.classes_
+    np.testing.assert_allclose(back.predict_proba(X), clf.predict_proba(X), atol=1e-6)
+    assert not (bundle / "classifier.pkl").exists() and (bundle / "classifier.safetensors").exists()
+    cfg = json.loads((bundle / "classifier.json").read_text())
+    cfg["threshold"] = 0.0
+    (bundle / "classifier.json").write_text(json.dumps(cfg))
+    with pytest.raises(BundleError):
+        IntentClassifier.from_bundle(bundle)
+
+
+def _emb_table(ids: list[str], X: np.ndarray) -> pa.Table:
+    return pa.table({"session_id": ids, "embedding": pa.array(X.tolist(), pa.list_(pa.float32())),
+                     "model_version": ["t"] * len(ids)})  # fmt: skip
+
+
+def test_distill_reports_agreement_and_truth_drop() -> None:
+    X, y = blobs(900, noise=1.5, seed=2)
+    ids = [f"s{i}" for i in range(900)]
+    rng = np.random.default_rng(3)
+    # the "LLM" is right 80% of the time; the truth is the blob
+    llm = [t if rng.random() < 0.8 else f"label-{rng.integers(0, 4)}" for t in y]
+    labels = pa.table({"session_id": ids, "intent": llm, "confidence": pa.array([1.0] * 900, pa.float32()),
+                       "source": ["llm"] * 900, "taxonomy_version": ["v"] * 900}, schema=schema.LABELS)  # fmt: skip
+    visitors = {s: f"v{i // 3}" for i, s in enumerate(ids)}
+    truth = {s: f"intent-{t}" for s, t in zip(ids, y, strict=True)}
+    _, rep = distill(_emb_table(ids, X), labels, visitors, true_intents=truth)
+    assert sum(rep["split"].values()) == 900
+    assert 0.6 < rep["agreement"]["accuracy"] <= 1
+    t = rep["truth"]
+    assert t["llm_accuracy"] == pytest.approx(0.8, abs=0.08)
+    # learning from noisy labels on clean clusters: the distilled labels lose nothing here
+    assert t["distilled_accuracy"] >= t["llm_accuracy"] - 0.05
+    assert t["drop"] == pytest.approx(1 - t["distilled_accuracy"] / t["llm_accuracy"])
+    with pytest.raises(ValueError, match="at least 20"):
+        distill(_emb_table(ids[:5], X[:5]), labels, visitors)
+
+
+def _session(sid: str, pages: list[str]) -> dict[str, object]:
+    t0 = datetime(2025, 1, 1, tzinfo=UTC)
+    evs = [
+        {"ts": t0 + timedelta(seconds=10 * i), "url": p, "page": p, "page_title": None, "event_type": "page_view",
+         "device": "mobile", "referrer": None, "search_query": None, "dwell_ms": 1000}
+        for i, p in enumerate(pages)
+    ]  # fmt: skip
+    return {"session_id": sid, "visitor_id": "v", "customer_id": None, "platform": "web", "start": evs[0]["ts"],
+            "end": evs[-1]["ts"], "n_events": len(evs), "events": evs}  # fmt: skip
+
+
+def test_cut_sessions_keeps_what_came_before_the_application() -> None:
+    rows = [
+        _session("a", ["/", "/cards", "/apply/step-1", "/apply/step-2"]),
+        _session("b", ["/apply/step-1", "/cards"]),
+        _session("c", ["/", "/savings"]),
+    ]
+    table = pa.Table.from_pylist(rows, schema=schema.SESSIONS)
+    out, rep = cut_sessions(table)
+    assert out.schema.equals(schema.SESSIONS)
+    got = {r["session_id"]: r for r in out.to_pylist()}
+    assert set(got) == {"a", "c"}
+    assert [e["page"] for e in got["a"]["events"]] == ["/", "/cards"]
+    assert got["a"]["n_events"] == 2 and got["a"]["end"] == got["a"]["events"][-1]["ts"]
+    assert got["c"] == {**rows[2], "n_events": 2}
+    assert (rep.sessions_in, rep.sessions_out, rep.sessions_cut, rep.sessions_dropped) == (3, 2, 1, 1)
+    assert rep.events_in == 8 and rep.events_out == 4
