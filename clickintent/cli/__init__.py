@@ -13,7 +13,10 @@ import click
 from clickintent import __version__
 from clickintent.cli.data import ingest_cmd, sessionize_cmd
 from clickintent.cli.demo import demo_cmd, report_cmd
+from clickintent.cli.distill import cut_cmd, distill_cmd, label_cmd
 from clickintent.cli.encoder import embed_cmd, train_cmd
+from clickintent.cli.evaluate import evaluate_cmd
+from clickintent.cli.serve import serve_cmd
 from clickintent.cli.simulate import simulate_cmd
 from clickintent.cli.taxonomy import taxonomy_group
 
@@ -41,4 +44,9 @@ main.add_command(train_cmd)
 main.add_command(embed_cmd)
 main.add_command(simulate_cmd)
 main.add_command(report_cmd)
+main.add_command(cut_cmd)
+main.add_command(distill_cmd)
+main.add_command(label_cmd)
+main.add_command(evaluate_cmd)
 main.add_command(demo_cmd)
+main.add_command(serve_cmd)

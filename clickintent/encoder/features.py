@@ -68,9 +68,12 @@ def url_tokens(page: str, max_tokens: int) -> list[str]:
     """Tokens of a (normalised) URL: host, each path segment, the words inside segments, query keys."""
     if "/" not in page and "." not in page:
         return [f"key:{page}"]  # an opaque page key (e.g. a YOOCHOOSE item id)
-    parts = urlsplit(page if "//" in page or page.startswith("/") else "//" + page)
+    try:
+        parts = urlsplit(page if "//" in page or page.startswith("/") else "//" + page)
+        host = (parts.hostname or "").removeprefix("www.")
+    except ValueError:  # e.g. a host redacted to "[EMAIL]": brackets mean IPv6 to urlsplit
+        return [f"key:{page}"]
     tokens: list[str] = []
-    host = (parts.hostname or "").removeprefix("www.")
     if host:
         tokens.append(f"host:{host}")
     segments = [s for s in parts.path.lower().split("/") if s]
