@@ -46,6 +46,13 @@ def _read(path: Path | None) -> pa.Table | None:
 @click.option("--lookback-days", default=14.0, show_default=True, help="Tile ranking: how old a web session may be.")
 @click.option("--window-days", default=3.0, show_default=True, help="Conversion: days after the session that count.")
 @click.option(
+    "--max-rows",
+    default=30_000,
+    show_default=True,
+    type=click.IntRange(min=100),
+    help="Conversion: evaluate a sample of about this many sessions (whole visitors), to bound the time.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("evaluation.json"),
@@ -55,7 +62,7 @@ def _read(path: Path | None) -> pa.Table | None:
 def evaluate_cmd(sessions: Path, sim_dir: Path | None, customers: Path | None, app_views: Path | None,
                  conversions: Path | None, embeddings: Path | None, llm_labels: Path | None,
                  distilled_labels: Path | None, taxonomy_path: Path | None, seeds: int, lookback_days: float,
-                 window_days: float, out: Path) -> None:  # fmt: skip
+                 window_days: float, max_rows: int, out: Path) -> None:  # fmt: skip
     """Tile ranking and conversion with the production baseline and each web feature set.
 
     SESSIONS are the sessions the features describe (cut before applications: `clickintent cut`). Each
@@ -90,7 +97,7 @@ def evaluate_cmd(sessions: Path, sim_dir: Path | None, customers: Path | None, a
         embeddings=_read(embeddings), llm_labels=_read(llm_labels),
         distilled_labels=_read(distilled_labels), true_intents=truth, label_classes=classes,
     )  # fmt: skip
-    result = evaluate(inputs, seeds=seeds, lookback_days=lookback_days, window_days=window_days,
+    result = evaluate(inputs, seeds=seeds, lookback_days=lookback_days, window_days=window_days, max_rows=max_rows,
                       progress=click.echo)  # fmt: skip
     result["simulated"] = sim_dir is not None
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -186,9 +186,16 @@ def latency(labeller: Labeller, sessions: pa.Table, n: int = 200, warmup: int = 
         if i >= warmup or len(rows) <= warmup:
             times.append(time.perf_counter() - t0)
     arr = np.array(times)
+    batch = sessions.slice(0, min(2000, sessions.num_rows))
+    labeller.labels_batch(batch.slice(0, min(64, batch.num_rows)))  # warm-up
+    t0 = time.perf_counter()
+    labeller.labels_batch(batch)
+    per_session = (time.perf_counter() - t0) / max(1, batch.num_rows)
     return {
         "p50": float(np.median(arr)),
         "p99": float(np.quantile(arr, 0.99)),
         "mean": float(arr.mean()),
         "n": len(arr),
+        "batch_per_session": per_session,
+        "batch_sessions": batch.num_rows,
     }

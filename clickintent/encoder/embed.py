@@ -188,15 +188,17 @@ def _executor_embedder(path: str, text_cache: str, batch_size: int) -> Embedder:
 
 
 def ship_bundle(spark: Any, bundle: Bundle) -> str:
-    """Ship the bundle directory to every executor (once per SparkContext); returns its SparkFiles name."""
+    """Ship the bundle to every executor as a zip archive (once per SparkContext); returns its SparkFiles name."""
     sc = spark.sparkContext
     key = (id(sc), bundle.version)
     if key not in _SHIPPED:
+        # One zip, added as an archive: executors get it unpacked under SparkFiles.get(<zip name>). A
+        # directory added as a file works in local mode only (UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY).
         name = f"clickintent-bundle-{bundle.version}"
-        stage = Path(tempfile.mkdtemp(prefix="clickintent-ship-")) / name
-        shutil.copytree(bundle.path, stage)
-        sc.addFile(str(stage), recursive=True)
-        _SHIPPED[key] = name
+        stage = Path(tempfile.mkdtemp(prefix="clickintent-ship-"))
+        archive = shutil.make_archive(str(stage / name), "zip", root_dir=bundle.path)
+        sc.addArchive(archive)
+        _SHIPPED[key] = Path(archive).name
     return _SHIPPED[key]
 
 

@@ -2,8 +2,9 @@
 
 score(row, class c) = x_row . W[:, c] + b[c] (+ pos[position of c] for ranking), softmax over the classes
 allowed for that row (for tile ranking: the tiles shown on that home-page view; for conversion: every
-product and `none`). Fitted by full-batch L-BFGS (SciPy) with an L2 penalty whose strength is picked on a
-validation slice of the training rows (the latest 20% by time) on the first seed and kept for the others.
+product and `none`). Fitted by full-batch L-BFGS (SciPy). The web columns get an L2 penalty picked on a
+validation slice of the training rows (the latest 20% by time) on the first seed and kept for the others;
+the baseline columns a small fixed one, so a useless web block can be shrunk away without the baseline.
 The same code, the same search grid and the same standardisation for every feature set, so a difference
 in a metric is a difference in the features. Left out: trees (LightGBM), interactions, class weights.
 """
@@ -14,15 +15,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-L2_GRID = (1e-3, 1e-2, 1e-1)
+L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+L2_BASE = 1e-3  # fixed penalty on the baseline columns
 
 
 @dataclass
 class LogitData:
-    X: np.ndarray  # [N, F] float32 features
+    X: np.ndarray  # [N, F] float32 features; the first `n_base` are the baseline's
     y: np.ndarray  # [N] int64 true class
     mask: np.ndarray | None = None  # [N, C] bool: classes allowed per row (None: all)
     position: np.ndarray | None = None  # [N, C] int64 screen position of each class (ranking), -1 if not shown
+    n_base: int | None = None  # leading baseline columns (penalised by L2_BASE); None: all columns get `l2`
 
     def take(self, rows: np.ndarray) -> LogitData:
         return LogitData(
@@ -30,6 +33,7 @@ class LogitData:
             self.y[rows],
             None if self.mask is None else self.mask[rows],
             None if self.position is None else self.position[rows],
+            self.n_base,
         )
 
 
@@ -67,6 +71,11 @@ class MaskedLogit:
         Y[np.arange(N), data.y] = 1.0
         position, mask = data.position, data.mask
         shown = None if position is None else np.clip(position, 0, P - 1)
+        # Per-column penalty: the web columns get the tuned `l2`, the baseline's a small fixed one, so a
+        # large `l2` shrinks a useless web block to nothing instead of the baseline along with it.
+        reg = np.full((F, 1), self.l2)
+        if data.n_base is not None:
+            reg[: data.n_base] = L2_BASE
 
         def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W, b, pos = theta[: F * C].reshape(F, C), theta[F * C : F * C + C], theta[F * C + C :]
@@ -75,9 +84,9 @@ class MaskedLogit:
             e = np.exp(s)
             z = e.sum(axis=1, keepdims=True)
             probs = e / z
-            loss = float(-(s[np.arange(N), data.y] - np.log(z[:, 0])).mean() + self.l2 * (W**2).sum())
+            loss = float(-(s[np.arange(N), data.y] - np.log(z[:, 0])).mean() + (reg * W**2).sum())
             G = (probs - Y) / N  # [N, C]
-            gW = X.T @ G + 2 * self.l2 * W
+            gW = X.T @ G + 2 * reg * W
             gpos = np.zeros(P) if shown is None else np.bincount(shown.ravel(), weights=G.ravel(), minlength=P)
             return loss, np.concatenate([gW.ravel(), G.sum(axis=0), gpos])
 

@@ -90,6 +90,7 @@ def evaluate(
     lookback_days: float = 14,
     window_days: float = 3,
     tasks: tuple[str, ...] = ("tile ranking", "conversion"),
+    max_rows: int = 30_000,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """The evaluation as a JSON-ready dict (see the module docstring); tasks without their inputs are
@@ -97,7 +98,7 @@ def evaluate(
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):  # small matrices: BLAS threads only spin against each other
-        return _evaluate(inputs, seeds, lookback_days, window_days, tasks, progress or (lambda _: None))
+        return _evaluate(inputs, seeds, lookback_days, window_days, tasks, max_rows, progress or (lambda _: None))
 
 
 def _evaluate(
@@ -106,6 +107,7 @@ def _evaluate(
     lookback_days: float,
     window_days: float,
     which: tuple[str, ...],
+    max_rows: int,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     started = time.perf_counter()
@@ -114,6 +116,7 @@ def _evaluate(
         "seeds": seeds,
         "lookback_days": lookback_days,
         "window_days": window_days,
+        "max_conversion_rows": max_rows,
         "coverage": {name: b.coverage for name, b in web.blocks.items()},
         "tasks": {},
         "not_applicable": {},
@@ -135,7 +138,8 @@ def _evaluate(
     elif inputs.conversions is None:
         result["not_applicable"]["conversion"] = "no conversions table"
     else:
-        tasks.append(conversion_task(web, inputs.conversions, customers, inputs.products, window_days))
+        conv = conversion_task(web, inputs.conversions, customers, inputs.products, window_days)
+        tasks.append(conv.sample_people(max_rows))
     sets = {k: v for k, v in FEATURE_SETS.items() if all(b in web.blocks for b in v)}
     result["feature_sets"] = {k: v for k, v in sets.items()}
     result["skipped_feature_sets"] = sorted(set(FEATURE_SETS) - set(sets))

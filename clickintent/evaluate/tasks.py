@@ -49,6 +49,21 @@ class TaskData:
     time: np.ndarray  # [N] µs, decision time
     outcome_end: np.ndarray  # [N] µs, when the outcome is known
 
+    def take(self, rows: np.ndarray) -> TaskData:
+        return TaskData(
+            self.name, self.classes, self.base[rows], self.session_row[rows], self.recency_days[rows], self.y[rows],
+            None if self.mask is None else self.mask[rows], None if self.position is None else self.position[rows],
+            self.group[rows], self.time[rows], self.outcome_end[rows],
+        )  # fmt: skip
+
+    def sample_people(self, max_rows: int) -> TaskData:
+        """At most about `max_rows` rows, keeping whole people (hash of the person key), so evaluation time
+        stays bounded on big worlds without mixing anyone's rows across the split."""
+        if len(self.y) <= max_rows:
+            return self
+        u = np.array([int(hashlib.md5(f"sample:{g}".encode()).hexdigest()[:8], 16) / 2**32 for g in self.group])
+        return self.take(np.flatnonzero(u < max_rows / len(self.y)))
+
     def matrix(self, web: WebSessions, blocks: list[str]) -> np.ndarray:
         parts = [self.base]
         if blocks:
@@ -217,7 +232,7 @@ def run_once(
     other 80% and picks its decision threshold for micro F1 on the validation slice.
     """
     X = task.matrix(web, blocks)
-    data = LogitData(X, task.y, task.mask, task.position)
+    data = LogitData(X, task.y, task.mask, task.position, n_base=task.base.shape[1])
     if l2 is None:
         l2 = choose_l2(data.take(train), task.time[train], len(task.classes))
     if task.mask is not None:
