@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
-L2_BASE = 1e-3  # fixed penalty on the baseline columns
+L2_BASE = 1e-3  # default penalty on the baseline columns (the baseline model's own choice is passed in)
 
 
 @dataclass
@@ -44,9 +44,11 @@ class MaskedLogit:
     autograd framework, and exactly reproducible.
     """
 
-    def __init__(self, n_classes: int, l2: float = 1e-2, max_iter: int = 200, n_positions: int = 16) -> None:
+    def __init__(self, n_classes: int, l2: float = 1e-2, max_iter: int = 200, n_positions: int = 16,
+                 l2_base: float = L2_BASE) -> None:  # fmt: skip
         self.n_classes = n_classes
         self.l2 = l2
+        self.l2_base = l2_base
         self.max_iter = max_iter
         self.n_positions = n_positions
 
@@ -75,7 +77,7 @@ class MaskedLogit:
         # large `l2` shrinks a useless web block to nothing instead of the baseline along with it.
         reg = np.full((F, 1), self.l2)
         if data.n_base is not None:
-            reg[: data.n_base] = L2_BASE
+            reg[: data.n_base] = self.l2_base
 
         def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W, b, pos = theta[: F * C].reshape(F, C), theta[F * C : F * C + C], theta[F * C + C :]
@@ -114,14 +116,15 @@ def validation_split(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(~val), np.flatnonzero(val)
 
 
-def choose_l2(data: LogitData, order: np.ndarray, n_classes: int) -> float:
-    """The L2 strength of `L2_GRID` with the lowest log loss on the validation slice."""
+def choose_l2(data: LogitData, order: np.ndarray, n_classes: int, l2_base: float = L2_BASE) -> float:
+    """The L2 strength of `L2_GRID` with the lowest log loss on the validation slice (for the web columns
+    when `data.n_base` is set, the baseline columns keeping `l2_base`)."""
     fit_rows, val_rows = validation_split(order)
     if len(val_rows) < 10 or len(fit_rows) < 10:
         return L2_GRID[1]
     losses = []
     for l2 in L2_GRID:
-        p = MaskedLogit(n_classes, l2).fit(data.take(fit_rows)).predict_proba(data.take(val_rows))
+        p = MaskedLogit(n_classes, l2, l2_base=l2_base).fit(data.take(fit_rows)).predict_proba(data.take(val_rows))
         losses.append(log_loss(p, data.y[val_rows]))
     return L2_GRID[int(np.argmin(losses))]
 

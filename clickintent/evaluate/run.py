@@ -153,8 +153,8 @@ def _evaluate(
             sizes.append((len(train), len(test)))
             if len(train) < 20 or len(test) < 20:
                 break
-            for name, blocks in sets.items():
-                metrics, l2[name] = run_once(task, web, blocks, train, test, l2[name])
+            for name, blocks in sets.items():  # "baseline" first: its penalty is the others' baseline penalty
+                metrics, l2[name] = run_once(task, web, blocks, train, test, l2[name], l2["baseline"])
                 per_seed[name].append(metrics)
             say(f"  seed {seed}: train {len(train):,}, test {len(test):,}")
         if not per_seed["baseline"]:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from clickintent.evaluate.features import CustomerFeatures, WebSessions
-from clickintent.evaluate.models import LogitData, MaskedLogit, choose_l2, log_loss, validation_split
+from clickintent.evaluate.models import L2_BASE, LogitData, MaskedLogit, choose_l2, log_loss, validation_split
 
 DAY_US = 86_400 * 1_000_000
 NONE = "none"
@@ -224,23 +224,33 @@ def f1_scores(pred: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, floa
 
 
 def run_once(
-    task: TaskData, web: WebSessions, blocks: list[str], train: np.ndarray, test: np.ndarray, l2: float | None = None
+    task: TaskData,
+    web: WebSessions,
+    blocks: list[str],
+    train: np.ndarray,
+    test: np.ndarray,
+    l2: float | None = None,
+    l2_base: float | None = None,
 ) -> tuple[dict[str, float], float]:
     """(test metrics, L2 used): fit on the train rows with the given web blocks, score the test rows.
 
-    `l2` None picks it on the validation slice (latest 20% of the training rows). Conversion fits on the
-    other 80% and picks its decision threshold for micro F1 on the validation slice.
+    `l2` None picks it on the validation slice (latest 20% of the training rows). The baseline (`blocks`
+    empty) tunes one penalty for all its columns; a web feature set keeps the baseline's (`l2_base`) on the
+    baseline columns and tunes its own on the web columns. Conversion fits on the other 80% and picks
+    its decision threshold for micro F1 on the validation slice.
     """
     X = task.matrix(web, blocks)
-    data = LogitData(X, task.y, task.mask, task.position, n_base=task.base.shape[1])
+    n_base = task.base.shape[1] if blocks and l2_base is not None else None
+    data = LogitData(X, task.y, task.mask, task.position, n_base=n_base)
+    base_pen = l2_base if l2_base is not None else L2_BASE
     if l2 is None:
-        l2 = choose_l2(data.take(train), task.time[train], len(task.classes))
+        l2 = choose_l2(data.take(train), task.time[train], len(task.classes), base_pen)
     if task.mask is not None:
-        model = MaskedLogit(len(task.classes), l2).fit(data.take(train))
+        model = MaskedLogit(len(task.classes), l2, l2_base=base_pen).fit(data.take(train))
         return tile_metrics(model.predict_proba(data.take(test)), task.y[test]), l2
     fit_idx, val_idx = validation_split(task.time[train])
     fit_rows, val_rows = train[fit_idx], train[val_idx]
-    model = MaskedLogit(len(task.classes), l2).fit(data.take(fit_rows))
+    model = MaskedLogit(len(task.classes), l2, l2_base=base_pen).fit(data.take(fit_rows))
     vprobs = model.predict_proba(data.take(val_rows))
     grid = np.unique(np.round(np.quantile(vprobs[:, 1:].max(axis=1), np.linspace(0, 1, 101)), 4))
     scores = [f1_scores(conversion_decisions(vprobs, t), task.y[val_rows], len(task.classes))["micro_f1"] for t in grid]
