@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from clickintent import schema
 from clickintent.bundle import Bundle, load_bundle
 from clickintent.distill.classifier import COMPONENT, IntentClassifier
-from clickintent.encoder.embed import Embedder, _executor_embedder, ship_bundle
+from clickintent.encoder.embed import Embedder, _executor_embedder, map_sessions, spark_inputs
 
 SOURCE = "distilled"
 
@@ -148,16 +148,9 @@ def label_spark(
     text_cache: str | Path | None = None,
 ) -> Any:
     """Label with Spark (mapInArrow); returns the DataFrame and writes a Parquet directory at `out` if given."""
-    from clickintent.encoder.text import default_cache_dir
-    from clickintent.engines.spark import require_pyspark
-
-    require_pyspark()
-    b = load_bundle(bundle)
+    b, name, cache, df = spark_inputs(spark, sessions, bundle, text_cache)
     IntentClassifier.from_bundle(b)  # fail on the driver, not in every executor
-    name = ship_bundle(spark, b)
     version = str(b.component(COMPONENT).get("taxonomy_version", ""))
-    cache = str(text_cache or default_cache_dir())
-    df = spark.read.parquet(str(sessions)) if isinstance(sessions, str | Path) else sessions
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import SparkFiles
@@ -169,11 +162,7 @@ def label_spark(
                 yield labeller.labels_batch(rb)
 
     ddl = "session_id string, intent string, confidence float, source string, taxonomy_version string"
-    result = df.select("session_id", "events").mapInArrow(run, ddl)
-    if out is not None:
-        result.write.mode("overwrite").parquet(str(out))
-    return result
-
+    return map_sessions(df, run, ddl, out)
 
 def latency(labeller: Labeller, sessions: pa.Table, n: int = 200, warmup: int = 20) -> dict[str, float]:
     """Label cost in this process, in seconds: one session at a time (embed + classify; p50, p99, mean) and

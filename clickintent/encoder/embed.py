@@ -217,14 +217,7 @@ def embed_spark(
     Uses `mapInArrow` (Arrow batches in, Arrow batches out): the same mechanism as `mapInPandas`
     without a round trip of the nested `events` column through pandas objects.
     """
-    from clickintent.encoder.text import default_cache_dir
-    from clickintent.engines.spark import require_pyspark
-
-    require_pyspark()
-    b = load_bundle(bundle)  # verify on the driver before shipping
-    name = ship_bundle(spark, b)
-    cache = str(text_cache or default_cache_dir())
-    df = spark.read.parquet(str(sessions)) if isinstance(sessions, str | Path) else sessions
+    _, name, cache, df = spark_inputs(spark, sessions, bundle, text_cache)
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import SparkFiles
@@ -234,9 +227,28 @@ def embed_spark(
             if rb.num_rows:
                 yield embedder.embeddings_batch(rb)
 
-    result = df.select("session_id", "events").mapInArrow(
-        run, "session_id string, embedding array<float>, model_version string"
-    )
+    return map_sessions(df, run, "session_id string, embedding array<float>, model_version string", out)
+
+
+def spark_inputs(
+    spark: Any, sessions: str | Path | Any, bundle: str | Path, text_cache: str | Path | None
+) -> tuple[Bundle, str, str, Any]:
+    """What every bundle-on-Spark job needs: (the bundle verified on the driver, its SparkFiles name once
+    shipped, the text-cache path executors use, the sessions DataFrame)."""
+    from clickintent.encoder.text import default_cache_dir
+    from clickintent.engines.spark import require_pyspark
+
+    require_pyspark()
+    b = load_bundle(bundle)  # verify on the driver before shipping
+    name = ship_bundle(spark, b)
+    cache = str(text_cache or default_cache_dir())
+    df = spark.read.parquet(str(sessions)) if isinstance(sessions, str | Path) else sessions
+    return b, name, cache, df
+
+
+def map_sessions(df: Any, run: Any, ddl: str, out: str | Path | None) -> Any:
+    """`run` over (session_id, events) Arrow batches with mapInArrow; written as Parquet at `out` if given."""
+    result = df.select("session_id", "events").mapInArrow(run, ddl)
     if out is not None:
         result.write.mode("overwrite").parquet(str(out))
     return result
