@@ -18,8 +18,8 @@ otherwise.
 Both models' embeddings are written in clickintent's `embeddings.parquet` format (`schema.EMBEDDINGS`:
 session_id, embedding list<float32>, model_version) under `--work`, for every session of the training world
 and for the same sessions cut before applications (`clickintent.cut.cut_sessions`, what downstream
-evaluation takes); their paths go into the JSON, with the `clickintent evaluate --embeddings` commands that
-will score them downstream (see `downstream_hook`: not run here yet).
+evaluation takes). Downstream, `clickintent evaluate`'s code scores both on tile ranking and conversion
+with the same seeds (so the same splits): baseline, + embedding, + true intent, and the ratios.
 
 CoLES runs in its own venv (`benchmarks/peers/.venvs/lifestream`, created here with pip:
 torch==2.13.0, pytorch-lifestream==0.7.0), used as released.
@@ -104,23 +104,55 @@ def coles_features(table: pa.Table, vocabs: dict[str, dict[str, int]] | None = N
     return out, {"vocabs": vocabs, "sizes": sizes}
 
 
-# --- downstream (hook) ----------------------------------------------------------------------------------
+# --- downstream: tile ranking and conversion with each model's embedding ------------------------------
 
 
-def downstream_hook(sim_dir: Path, sessions: Path, embeddings: dict[str, Path]) -> dict[str, Any]:
-    """TODO(issue 8, downstream): tile ranking + conversion, clickintent vs CoLES embeddings.
+def downstream(sim_dir: Path, cut: pa.Table, embeddings: dict[str, Path], seeds: int) -> dict[str, Any]:
+    """`clickintent evaluate` (the same code as the CLI) on the cut sessions, once per embeddings file.
 
-    HOOK: `clickintent evaluate SESSIONS --sim DIR --embeddings FILE` scores the cut sessions with each
-    model's embeddings (both files are written by this script, for the same cut sessions). Run it here for
-    each file in `embeddings`, put its metrics into the result and add clickintent/CoLES ratios of the
-    headline metrics (tile ranking macro Recall@1 and log loss, conversion micro-F1). Until then this only
-    returns the commands, which also run by hand.
+    Same world, same sessions, same seeds, so the same splits: the baseline rows are identical in both
+    runs and the clickintent/CoLES comparison is paired. Reported: each run's headline metrics (mean and
+    95% CI) for the baseline, + embedding and + true intent (oracle), and clickintent/CoLES ratios of the
+    + embedding means (log loss: CoLES/clickintent, so above 1 means clickintent is better throughout).
     """
-    return {
-        "status": "TODO: not run by this script yet",
-        "commands": {name: f"clickintent evaluate {rel(sessions)} --sim {rel(sim_dir)} --embeddings {rel(path)} "
-                           f"--out {rel(path.with_suffix('.evaluation.json'))}" for name, path in embeddings.items()},
+    from clickintent.evaluate.run import Inputs, evaluate
+    from clickintent.sim import PRODUCT_IDS
+    from clickintent.sim.join import true_intents
+
+    truth_dir = sim_dir / "truth"
+    base = {
+        "sessions": cut, "products": list(PRODUCT_IDS), "true_intents": true_intents(cut, sim_dir),
+        "customers": pq.read_table(truth_dir / "customers.parquet"),
+        "app_views": pq.read_table(truth_dir / "app_home.parquet"),
+        "conversions": pq.read_table(truth_dir / "conversions.parquet"),
     }  # fmt: skip
+    out: dict[str, Any] = {"seeds": seeds, "runs": {}}
+    keep = ("baseline", "+ embedding", "+ true intent (oracle)")
+    for name, path in embeddings.items():
+        print(f"[coles] downstream: evaluate with the {name} embedding ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        res = evaluate(Inputs(**base, embeddings=pq.read_table(path)), seeds=seeds)
+        run: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "not_applicable": res["not_applicable"]}
+        for task, t in res["tasks"].items():
+            run[task] = {"rows": t["rows"], "train_test_sizes": t["train_test_sizes"]}
+            for fs in keep:
+                run[task][fs] = {m: {"mean": round(e["mean"], 5), "ci": [round(x, 5) for x in e["ci"]],
+                                     "rel": round(e["rel"], 4), "rel_ci": [round(x, 4) for x in e["rel_ci"]],
+                                     "oracle_share": None if e.get("oracle_share") is None
+                                     else round(e["oracle_share"], 3)}
+                                 for m, e in t["feature_sets"][fs].items()}  # fmt: skip
+        out["runs"][name] = run
+    ci, co = out["runs"].get("clickintent", {}), out["runs"].get("coles", {})
+    out["ratios"] = {}
+    for task, metric in DOWNSTREAM_HEADLINE:
+        if task in ci and task in co:
+            a, b = ci[task]["+ embedding"][metric]["mean"], co[task]["+ embedding"][metric]["mean"]
+            out["ratios"][f"{task}.{metric}"] = ratio(b, a) if metric == "log_loss" else ratio(a, b)
+    return out
+
+
+DOWNSTREAM_HEADLINE = [("tile ranking", "macro_recall_at_1"), ("tile ranking", "log_loss"),
+                       ("conversion", "micro_f1"), ("conversion", "macro_f1")]  # fmt: skip
 
 
 # --- main -----------------------------------------------------------------------------------------------
@@ -137,6 +169,7 @@ def main() -> None:
     ap.add_argument("--coles-batch-size", type=int, default=128, help="sessions per CoLES batch (x split count)")
     ap.add_argument("--work", type=Path, default=PEERS / ".work" / "coles",
                     help="kept: worlds, bundles and both embeddings files (git-ignored)")  # fmt: skip
+    ap.add_argument("--seeds", type=int, default=5, help="downstream evaluation seeds (splits by time and person)")
     ap.add_argument("--out", type=Path, default=RESULTS / f"{NAME}.json", help="results JSON")
     args = ap.parse_args()
     started = time.perf_counter()
@@ -256,7 +289,7 @@ def main() -> None:
     result["embeddings"] = {k: rel(v) for k, v in emb_paths.items()}
     result["embeddings_cut_sessions"] = {k: rel(v) for k, v in cut_paths.items()}
     result["cut"] = {"sessions": rel(work / "sessions_cut.parquet"), "report": cut_report.lines()}
-    result["downstream"] = downstream_hook(work / "world", work / "sessions_cut.parquet", cut_paths)
+    result["downstream"] = downstream(work / "world", cut, cut_paths, args.seeds)
 
     # Ratios clickintent / CoLES.
     keys = [("in_catalogue", "accuracy"), ("in_catalogue", "macro_f1"), ("in_catalogue", "nmi"),
@@ -284,6 +317,17 @@ def main() -> None:
     ]
     print(table(["features", "training", "acc", "macro-F1", "NMI", "shifted acc", "unseen-page acc", "k-means NMI"],
                 rows))  # fmt: skip
+    ds = result["downstream"]
+    drows = []
+    for task, metric in DOWNSTREAM_HEADLINE:
+        cells = [task, metric]
+        for name, fs in (("clickintent", "baseline"), ("clickintent", "+ embedding"), ("coles", "+ embedding"),
+                         ("clickintent", "+ true intent (oracle)")):  # fmt: skip
+            e = ds["runs"].get(name, {}).get(task, {}).get(fs, {}).get(metric)
+            cells.append("n/a" if e is None else f"{e['mean']:.4f} [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}]")
+        drows.append([*cells, ds["ratios"].get(f"{task}.{metric}", "")])
+    print("\n" + table(["task", "metric", "baseline", "+ clickintent emb.", "+ CoLES emb.", "+ true intent",
+                        "clickintent/CoLES"], drows))  # fmt: skip
     print(f"\nembeddings: {result['embeddings']}\nresults: {path}  (wall {result['wall_seconds']:.0f}s)")
 
 

@@ -129,7 +129,8 @@ def train_cmd(
     help="local: stream in this process; spark: mapInArrow on a Spark cluster (writes a Parquet directory).",
 )  # fmt: skip
 @click.option("--spark-master", default="local[*]", show_default=True, help="Spark master for --engine spark.")
-@click.option("--batch-size", default=512, show_default=True, help="Sessions per model call.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Sessions per model call [default: 128 on CPU, 512 on a GPU].")  # fmt: skip
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions read per chunk (bounds memory).")
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to run the model.")
 @click.option("--text-cache", type=click.Path(path_type=Path), default=None, help="Text-vector cache directory.")
@@ -139,7 +140,7 @@ def embed_cmd(
     out: Path,
     engine: str,
     spark_master: str,
-    batch_size: int,
+    batch_size: int | None,
     chunk_rows: int,
     device: str,
     text_cache: Path | None,

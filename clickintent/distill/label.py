@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+import torch
 
 from clickintent import schema
 from clickintent.bundle import Bundle, load_bundle
@@ -39,7 +40,7 @@ class Labeller:
 
     @classmethod
     def from_bundle(cls, bundle: Bundle | str | Path, device: str = "cpu", text_cache: str | Path | None = None,
-                    batch_size: int = 512) -> Labeller:  # fmt: skip
+                    batch_size: int | None = None) -> Labeller:  # fmt: skip
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         clf = IntentClassifier.from_bundle(b)
         version = str(b.component(COMPONENT).get("taxonomy_version", ""))
@@ -144,7 +145,7 @@ def label_spark(
     bundle: str | Path,
     out: str | Path | None = None,
     *,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     text_cache: str | Path | None = None,
 ) -> Any:
     """Label with Spark (mapInArrow); returns the DataFrame and writes a Parquet directory at `out` if given."""
@@ -164,9 +165,22 @@ def label_spark(
     ddl = "session_id string, intent string, confidence float, source string, taxonomy_version string"
     return map_sessions(df, run, ddl, out)
 
+
 def latency(labeller: Labeller, sessions: pa.Table, n: int = 200, warmup: int = 20) -> dict[str, float]:
     """Label cost in this process, in seconds: one session at a time (embed + classify; p50, p99, mean) and
-    per session in one batch of up to 2,000 (`batch_per_session`), the way `clickintent label` runs."""
+    per session in one batch of up to 2,000 (`batch_per_session`), the way `clickintent label` runs.
+
+    Measured on one torch thread, as the local LLM labeller runs on one (`n_threads=1`): the ratio of the
+    two is then per core. (Two threads were no faster here for these small matrices.)"""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _latency(labeller, sessions, n, warmup)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _latency(labeller: Labeller, sessions: pa.Table, n: int, warmup: int) -> dict[str, float]:
     rows = sessions.slice(0, min(n + warmup, sessions.num_rows)).column("events").to_pylist()
     times = []
     for i, events in enumerate(rows):

@@ -56,6 +56,16 @@ def embeddings_table(session_ids: pa.Array | list[str], vectors: np.ndarray, mod
     )
 
 
+# Sessions per model call when none is given. On CPU small batches win: sessions are sorted by length, so a
+# batch of 128 pads little, and attention grows with the square of the longest session (docs/BENCHMARKS.md,
+# "Batch size on CPU": 128 is 1.1-1.2x faster per session than 512). On a GPU large batches fill the device.
+CPU_BATCH, GPU_BATCH = 128, 512
+
+
+def default_batch_size(device: torch.device) -> int:
+    return CPU_BATCH if device.type == "cpu" else GPU_BATCH
+
+
 class Embedder:
     """A loaded encoder with its featurizer: sessions in, unit vectors out."""
 
@@ -66,14 +76,14 @@ class Embedder:
         model_version: str,
         text: TextVectors,
         device: str | torch.device = "cpu",
-        batch_size: int = 512,
+        batch_size: int | None = None,
     ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.vocab = vocab
         self.model_version = model_version
         self.featurizer = Featurizer(vocab, text)
-        self.batch_size = batch_size
+        self.batch_size = batch_size or default_batch_size(self.device)
 
     @classmethod
     def from_bundle(
@@ -81,7 +91,7 @@ class Embedder:
         bundle: Bundle | str | Path,
         device: str = "auto",
         text_cache: str | Path | None = None,
-        batch_size: int = 512,
+        batch_size: int | None = None,
     ) -> Embedder:
         """Load and verify a bundle; text vectors come from the text model it was trained with."""
         model, vocab, version = load_encoder(bundle)
@@ -143,7 +153,7 @@ def embed_file(
     out: str | Path,
     *,
     device: str = "auto",
-    batch_size: int = 512,
+    batch_size: int | None = None,
     chunk_rows: int = 16_384,
     text_cache: str | Path | None = None,
     progress: bool = False,
@@ -179,7 +189,7 @@ _EXECUTOR_EMBEDDERS: dict[tuple[str, str], Embedder] = {}  # per Python worker: 
 _SHIPPED: dict[tuple[int, str], str] = {}  # (SparkContext id, bundle version) -> shipped name
 
 
-def _executor_embedder(path: str, text_cache: str, batch_size: int) -> Embedder:
+def _executor_embedder(path: str, text_cache: str, batch_size: int | None) -> Embedder:
     key = (path, text_cache)
     if key not in _EXECUTOR_EMBEDDERS:
         torch.set_num_threads(1)  # one Python worker per core already
@@ -208,7 +218,7 @@ def embed_spark(
     bundle: str | Path,
     out: str | Path | None = None,
     *,
-    batch_size: int = 512,
+    batch_size: int | None = None,
     text_cache: str | Path | None = None,
 ) -> Any:
     """Embed with Spark: returns the DataFrame (session_id, embedding, model_version), and writes it as a
