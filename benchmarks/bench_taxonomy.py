@@ -19,9 +19,11 @@ builds with different seeds; cost: calls, tokens and seconds per 1,000 labelled 
 build's cost grows with the number of clusters, not sessions). Tokens count whole prompts, including the
 few-shot prefix that the local backend keeps in its KV cache and evaluates once.
 
-    # BERTopic lives in its own venv; the MiniLM vectors are passed in, so it needs no torch there:
-    python -m venv /tmp/btvenv && /tmp/btvenv/bin/pip install --no-deps bertopic==0.17.4 \\
-        && /tmp/btvenv/bin/pip install hdbscan umap-learn pandas scikit-learn plotly tqdm numpy pyyaml
+BERTopic lives in its own venv, created by this script with pip on first use
+(`benchmarks/peers/.venvs/bertopic`, as the other peers: `bertopic` without its dependencies, then what it
+needs when given vectors; no torch there), or `--bertopic-python` names an existing one. The JSON's
+`ratios_over_bertopic` holds NMI and ARI of each clickintent method divided by BERTopic's.
+
     python benchmarks/bench_taxonomy.py --visitors 1500 --days 14 --sample 1000 --label-sample 200 \\
         --max-labels 20 --seeds 0 1 --out /tmp/taxonomy-bench.json
 """
@@ -154,6 +156,21 @@ def per_1000(u: dict[str, float | int], n: int) -> dict[str, float]:
     return {k: round(float(u[k]) * 1000 / max(1, n), 1) for k in ("calls", "tokens", "seconds")}
 
 
+BERTOPIC_NO_DEPS = ["bertopic==0.17.4"]
+BERTOPIC_REQUIREMENTS = ["hdbscan", "umap-learn", "pandas", "scikit-learn", "plotly", "tqdm", "numpy", "pyyaml"]
+
+
+def bertopic_python(given: str | None) -> str:
+    """`given`, or the peers' own BERTopic venv (created with pip on first use)."""
+    if given:
+        return given
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+    from _common import ensure_venv
+
+    python, _ = ensure_venv("bertopic", BERTOPIC_REQUIREMENTS, no_deps=BERTOPIC_NO_DEPS)
+    return str(python)
+
+
 def run_bertopic(python: str, texts: list[str], emb: np.ndarray, seeds: list[int], tmp: Path) -> dict[str, Any]:
     if not Path(python).exists():
         return {"skipped": f"no BERTopic interpreter at {python} (make a separate venv: pip install bertopic)"}
@@ -184,7 +201,8 @@ def main() -> None:
     ap.add_argument("--llm-base-url", default=None, help="openai backend URL (runs llm mode too)")
     ap.add_argument("--llm-model", default=None, help="openai backend model")
     ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
-    ap.add_argument("--bertopic-python", default="/tmp/btvenv/bin/python", help="python of a venv with bertopic")
+    ap.add_argument("--bertopic-python", default=None,
+                    help="python of a venv with bertopic (default: peers/.venvs/bertopic, made here)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (world, caches, taxonomies)")
     args = ap.parse_args()
@@ -254,8 +272,8 @@ def main() -> None:
 
     # BERTopic on the same texts and MiniLM vectors, fit on G, scored on L.
     emb = encoder.encode([digests[s] for s in gen.column("session_id").to_pylist()])
-    bt = run_bertopic(args.bertopic_python, [digests[s] for s in gen.column("session_id").to_pylist()], emb,
-                      args.seeds, tmp)  # fmt: skip
+    gen_texts = [digests[s] for s in gen.column("session_id").to_pylist()]
+    bt = run_bertopic(bertopic_python(args.bertopic_python), gen_texts, emb, args.seeds, tmp)
     pos = {s: i for i, s in enumerate(gen.column("session_id").to_pylist())}
     bt_preds: list[list[str]] = []
     if "topics" in bt:
@@ -281,6 +299,13 @@ def main() -> None:
         }
         if len(bt_preds) > 1:
             results["stability_ari"]["bertopic"] = round(adjusted_rand_score(bt_preds[0], bt_preds[1]), 4)
+    bt_scores = results["methods"].get("bertopic", {})
+    if "nmi" in bt_scores:
+        results["ratios_over_bertopic"] = {
+            name: {m: round(results["methods"][name][m] / bt_scores[m], 3) if bt_scores[m] else None
+                   for m in ("nmi", "ari")}
+            for name in ("cluster+llm", "cluster assignment", "nearest description")
+        }  # fmt: skip
     results["runs"] = [{k: v for k, v in r.items() if k != "_pred"} for r in runs]
     results["true_intents"] = info["true_intents"]
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "llm": args.llm,

@@ -123,7 +123,9 @@ def distill_section(path: Path) -> Section:
     if t:
         body += (
             '<p class="note">Accuracy against the truth reads both labelings through one map from each taxonomy '
-            f"label to the true intent most of its training sessions have ({t['sessions']} held-out sessions).</p>"
+            f"label to the true intent most of its training sessions have. Cross-fitted: {t['sessions']} "
+            f"LLM-labelled sessions with a true intent, each scored by a classifier and a map fitted on the "
+            f"other {t.get('folds', 5) - 1} of {t.get('folds', 5)} folds (split by visitor).</p>"
         )
     return Section(title, body)
 

@@ -90,6 +90,11 @@ def test_distill_reports_agreement_and_truth_drop() -> None:
     # learning from noisy labels on clean clusters: the distilled labels lose nothing here
     assert t["distilled_accuracy"] >= t["llm_accuracy"] - 0.05
     assert t["drop"] == pytest.approx(1 - t["distilled_accuracy"] / t["llm_accuracy"])
+    # cross-fitted: every labelled session with a true intent is scored once, out of fold
+    assert t["sessions"] + t["skipped"] == 900 and t["skipped"] == 0
+    assert rep["C"] in (0.1, 1.0, 10.0, 100.0)  # picked on the validation split
+    _, fixed = distill(_emb_table(ids, X), labels, visitors, C=0.5)
+    assert fixed["C"] == 0.5
     with pytest.raises(ValueError, match="at least 20"):
         distill(_emb_table(ids[:5], X[:5]), labels, visitors)
 

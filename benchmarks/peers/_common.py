@@ -37,15 +37,20 @@ def peer_env() -> dict[str, str]:
     return env
 
 
-def ensure_venv(name: str, requirements: list[str], venv_dir: Path | None = None) -> tuple[Path, float]:
+def ensure_venv(
+    name: str, requirements: list[str], venv_dir: Path | None = None, no_deps: list[str] | None = None
+) -> tuple[Path, float]:
     """Python of a virtualenv holding `requirements` (created and installed on first use, or when they change).
 
+    `no_deps` are installed first without their declared dependencies (e.g. BERTopic, whose
+    sentence-transformers -> torch chain the benchmark does not need: it passes vectors in).
     Returns (python, seconds spent installing; 0 when the venv was already there).
     """
     venv = venv_dir or VENVS / name
     python = venv / "bin" / "python"
     stamp = venv / ".clickintent-peer.json"
-    want = hashlib.sha256("\n".join(requirements).encode()).hexdigest()
+    no_deps = no_deps or []
+    want = hashlib.sha256("\n".join([*no_deps, "--", *requirements]).encode()).hexdigest()
     if python.exists() and stamp.exists() and json.loads(stamp.read_text()).get("sha256") == want:
         return python, 0.0
     t0 = time.perf_counter()
@@ -54,8 +59,10 @@ def ensure_venv(name: str, requirements: list[str], venv_dir: Path | None = None
     subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
     pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    if no_deps:
+        subprocess.run([*pip, "--no-deps", *no_deps], check=True)
     subprocess.run([*pip, *requirements], check=True)
-    stamp.write_text(json.dumps({"requirements": requirements, "sha256": want}) + "\n")
+    stamp.write_text(json.dumps({"requirements": requirements, "no_deps": no_deps, "sha256": want}) + "\n")
     return python, time.perf_counter() - t0
 
 

@@ -90,14 +90,14 @@ def cut_cmd(sessions: Path, out: Path, pattern: str) -> None:
 @click.option(
     "--C",
     "C",
-    default=1.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(min=1e-6),
-    help="Inverse L2 strength of the logistic regression.",
+    help="Inverse L2 strength of the logistic regression [default: the best of 0.1, 1, 10, 100 by agreement "
+    "with the LLM on the validation split].",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the visitor split.")
 def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessions: Path, bundle: Path,
-                sim_dir: Path | None, report_path: Path | None, C: float, seed: int) -> None:  # fmt: skip
+                sim_dir: Path | None, report_path: Path | None, C: float | None, seed: int) -> None:  # fmt: skip
     """Learn the LLM labels from session embeddings; store the classifier in BUNDLE.
 
     Splits the LLM-labelled sessions 60/20/20 by visitor (fit / calibrate and pick the `other` threshold /
@@ -135,7 +135,7 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
     out.write_text(json.dumps(report, indent=2) + "\n")
     a, e = report["agreement"], report["ece"]
     click.echo(
-        f"classifier: {len(clf.classes_)} labels, temperature {clf.temperature_:.2f}, "
+        f"classifier: {len(clf.classes_)} labels, C {clf.C:g}, temperature {clf.temperature_:.2f}, "
         f"other below {clf.threshold_:.2f}; split {report['split']}"
     )
     click.echo(
@@ -145,7 +145,7 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
     t = report.get("truth")
     if t and t["drop"] is not None:
         click.echo(
-            f"vs simulated truth ({t['sessions']} held-out sessions): LLM {t['llm_accuracy']:.3f}, "
+            f"vs simulated truth ({t['sessions']} sessions, each scored out of fold): LLM {t['llm_accuracy']:.3f}, "
             f"distilled {t['distilled_accuracy']:.3f}, drop {t['drop']:.1%}"
         )
     speed = f" ({report['speedup']:,.0f}x faster than the LLM)" if report.get("speedup") else ""
