@@ -482,6 +482,21 @@ def test_cli_build_and_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
     assert res.exit_code == 0, res.output
     labels = pq.read_table(tmp_path / "labels.parquet")
     assert labels.num_rows == 8 and labels.schema == schema.LABELS
+    # --platform: only that platform's sessions reach the LLM; none of it is a clear error
+    plat = ["app" if i < 4 else "web" for i in range(sessions.num_rows)]
+    mixed = sessions.set_column(sessions.schema.get_field_index("platform"), "platform", pa.array(plat))
+    pq.write_table(mixed, tmp_path / "mixed.parquet")
+    tax = str(tmp_path / "taxonomy.json")
+    res = runner.invoke(main, ["taxonomy", "label", str(tmp_path / "mixed.parquet"), "-t", tax,
+                               "-o", str(tmp_path / "web.parquet"), "--sample", "0", "--platform", "web"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    web_ids = set(pq.read_table(tmp_path / "web.parquet").column("session_id").to_pylist())
+    assert web_ids == {s for s, p in zip(mixed.column("session_id").to_pylist(), plat, strict=True) if p == "web"}
+    web_only = mixed.slice(4)
+    pq.write_table(web_only, tmp_path / "web-only.parquet")
+    res = runner.invoke(main, ["taxonomy", "label", str(tmp_path / "web-only.parquet"), "-t", tax,
+                               "-o", str(tmp_path / "x.parquet"), "--platform", "app"])  # fmt: skip
+    assert res.exit_code == 1 and "no app sessions in the input (platforms found: web)" in res.output
 
 
 def test_cli_reports_a_failed_step_without_a_traceback(

@@ -56,8 +56,8 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
     """Run the whole pipeline on a simulated bank and write OUT/report.html.
 
     simulate -> ingest -> sessionize -> cut (before applications) -> train -> embed -> taxonomy build
-    (cluster mode, local Gemma) -> taxonomy label -> distill -> label -> evaluate -> report. Every step is
-    printed as the command you would type yourself.
+    (web sessions, cluster mode, local Gemma) -> taxonomy label (web sessions) -> distill -> label ->
+    evaluate -> report. Every step is printed as the command you would type yourself.
     """
     if fresh:
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -78,11 +78,14 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
         ("train", ["train", str(sessions), "--out", str(bundle), "--max-minutes", str(train_minutes),
                    "--seed", str(seed)], [bundle / "encoder.safetensors"]),
         ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
-        ("taxonomy build", ["taxonomy", "build", str(visits), "--out", str(taxonomy), "--embeddings",
-                            str(embeddings), "--seed", str(seed), "--max-labels", str(max_labels),
+        # Web sessions, clustered on the MiniLM vectors of their words: on the encoder's embeddings the
+        # silhouette picked 2-3 clusters for web sessions (docs/BENCHMARKS.md, issue 6, session 3).
+        ("taxonomy build", ["taxonomy", "build", str(visits), "--out", str(taxonomy), "--vectors", "text",
+                            "--platform", "web", "--seed", str(seed), "--max-labels", str(max_labels),
                             "--llm-cache", str(cache)], [taxonomy]),
         ("taxonomy label", ["taxonomy", "label", str(visits), "--taxonomy", str(taxonomy), "--out", str(labels),
-                            "--sample", str(label_sample), "--seed", str(seed), "--llm-cache", str(cache)], [labels]),
+                            "--sample", str(label_sample), "--seed", str(seed), "--platform", "web",
+                            "--llm-cache", str(cache)], [labels]),
         ("distill", ["distill", "--embeddings", str(embeddings), "--labels", str(labels), "--taxonomy",
                      str(taxonomy), "--sessions", str(visits), "--bundle", str(bundle), "--sim", str(sim),
                      "--report", str(distill_json), "--seed", str(seed)], [distill_json]),

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clickintent.llm import BACKENDS, LLM, LLMError, MissingExtra, make_backend
@@ -79,6 +81,26 @@ def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(options):
         f = opt(f)
     return f
+
+
+platform_option = click.option(
+    "--platform",
+    type=click.Choice(["all", "web", "app"]),
+    default="all",
+    show_default=True,
+    help="Only sessions of this platform (web: what visitors came to the site for; the LLM's calls go there).",
+)
+
+
+def _only_platform(table: pa.Table, platform: str) -> pa.Table:
+    """The rows of `platform` ('all' keeps every row); a clear error when none is left."""
+    if platform == "all":
+        return table
+    kept = table.filter(pc.equal(table.column("platform"), platform))
+    if kept.num_rows == 0:
+        found = ", ".join(sorted(set(table.column("platform").to_pylist()) - {None})) or "none"
+        raise click.ClickException(f"no {platform} sessions in the input (platforms found: {found})")
+    return kept
 
 
 def _backend(out: Path, kw: dict[str, Any]) -> LLM:
@@ -159,6 +181,7 @@ def taxonomy_group() -> None:
     help="cluster mode: what to cluster (auto = embeddings if given, else text).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling and clustering seed.")
+@platform_option
 @llm_options
 @_friendly_errors
 def build_cmd(
@@ -170,6 +193,7 @@ def build_cmd(
     embeddings: Path | None,
     vectors: str,
     seed: int,
+    platform: str,
     **llm_kw: Any,
 ) -> None:
     """Build taxonomy.json from SESSIONS (a sessions.parquet)."""
@@ -177,7 +201,7 @@ def build_cmd(
 
     start = time.perf_counter()
     llm = _backend(out, llm_kw)
-    table = pq.read_table(sessions)
+    table = _only_platform(pq.read_table(sessions), platform)
     kwargs: dict[str, Any] = {"max_labels": max_labels, "sample": sample, "seed": seed}
     if mode == "cluster":
         kwargs["vectors"] = vectors
@@ -224,6 +248,7 @@ def build_cmd(
     show_default=True,
     help="Subtract each label's score on a content-free visit (scoring backends only).",
 )
+@platform_option
 @llm_options
 @_friendly_errors
 def label_cmd(
@@ -234,6 +259,7 @@ def label_cmd(
     seed: int,
     examples: int,
     calibrate: bool,
+    platform: str,
     **llm_kw: Any,
 ) -> None:
     """LLM-label a sample of SESSIONS with one label each; writes labels.parquet (source llm)."""
@@ -245,7 +271,7 @@ def label_cmd(
     start = time.perf_counter()
     tax = Taxonomy.load(taxonomy_path)
     llm = _backend(out, llm_kw)
-    table = pq.read_table(sessions)
+    table = _only_platform(pq.read_table(sessions), platform)
     labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate, examples=examples)
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(labels, out)
