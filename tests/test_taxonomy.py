@@ -476,6 +476,10 @@ def test_cli_build_and_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "cluster names" in res.output and "Other" in res.output
     assert (tmp_path / "llm-cache.sqlite").exists()
+    few = runner.invoke(main, ["taxonomy", "build", str(tmp_path / "sessions.parquet"), "-o",
+                               str(tmp_path / "t30.json"), "--max-labels", "30"])  # fmt: skip
+    assert few.exit_code == 0, few.output
+    assert "note: only" in few.output and "try --vectors text" in few.output  # far fewer labels than allowed
     res = runner.invoke(main, ["taxonomy", "label", str(tmp_path / "sessions.parquet"), "-t",
                                str(tmp_path / "taxonomy.json"), "-o", str(tmp_path / "labels.parquet"),
                                "--sample", "8"])  # fmt: skip

@@ -209,6 +209,11 @@ def build_cmd(
     result = build_taxonomy(table, llm, mode, **kwargs)  # type: ignore[arg-type]
     result.taxonomy.save(out)
     click.echo(result.taxonomy.tree())
+    found = len(result.taxonomy.labels) - 1  # not counting Other
+    if mode == "cluster" and found < max(3, max_labels // 3):
+        hint = "--vectors text" if vectors != "text" else "--max-labels or a larger --sample"
+        click.echo(f"\nnote: only {found} labels of up to {max_labels}: the silhouette found few well-separated "
+                   f"clusters in these vectors; try {hint}.")  # fmt: skip
     click.echo("")
     click.echo("\n".join(_usage_lines(llm, time.perf_counter() - start)))
     click.echo(f"\nwrote {out}")
