@@ -32,6 +32,7 @@ import argparse
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -281,31 +282,73 @@ def pages_text(table: pa.Table) -> list[str]:
     return [" ".join((e["page"] or "").replace(" ", "_") for e in evs) for evs in table.column("events").to_pylist()]
 
 
-def run_sim(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    from sklearn.feature_extraction.text import TfidfVectorizer
+@dataclass
+class ProbeWorld:
+    """The simulated world of the intent probe: its sessions, the labelled web sessions, a shifted world
+    (with pages the first never had) and the 70/30 probe split; shared with benchmarks/peers."""
 
-    sessions, labelled = simulated_sessions(work, "world", args.visitors, args.seed, None)
-    _, shifted = simulated_sessions(work, "shifted", max(args.visitors // 2, 500), args.seed + 1, "shifted")
+    sessions: pa.Table
+    labelled: pa.Table
+    shifted: pa.Table
+    y: np.ndarray
+    y_shift: np.ndarray
+    fit: np.ndarray
+    ev: np.ndarray
+    unseen: np.ndarray  # shifted sessions touching a page the training world never had
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "world_sessions": len(self.sessions), "labelled_web_sessions": len(self.y), "intents": len(set(self.y)),
+            "shifted_labelled_sessions": len(self.y_shift),
+            "shifted_sessions_with_unseen_pages": int(self.unseen.sum()),
+        }  # fmt: skip
+
+    def scores(self, x: Any, x_shift: Any) -> dict[str, Any]:
+        """Probe scores of features `x` (labelled rows) and `x_shift` (shifted rows): in catalogue, shifted,
+        shifted sessions with unseen pages."""
+        y, ys, u = self.y, self.y_shift, self.unseen
+        evals = {"in_catalogue": (x[self.ev], y[self.ev]), "shifted": (x_shift, ys),
+                 "shifted_unseen_pages": (x_shift[u], ys[u])}  # fmt: skip
+        return probe_scores(x[self.fit], y[self.fit], evals)
+
+    def embedding_scores(self, z: np.ndarray, z_shift: np.ndarray) -> dict[str, Any]:
+        """`scores` plus k-means NMI of `z` against the true intents and the shifted/in-catalogue ratio."""
+        from sklearn.cluster import KMeans
+        from sklearn.metrics import normalized_mutual_info_score
+
+        s = self.scores(z, z_shift)
+        km = KMeans(n_clusters=len(set(self.y)), n_init=4, random_state=0).fit_predict(z)
+        s["kmeans_nmi"] = round(float(normalized_mutual_info_score(self.y, km)), 4)
+        s["shifted_over_in_catalogue"] = round(s["shifted"]["accuracy"] / s["in_catalogue"]["accuracy"], 3)
+        return s
+
+    def tfidf_scores(self) -> dict[str, Any]:
+        """The reference probe: TF-IDF bag of pages, no learning."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vec = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True)
+        docs = pages_text(self.labelled)
+        vec.fit([docs[i] for i in self.fit])
+        return self.scores(vec.transform(docs), vec.transform(pages_text(self.shifted)))
+
+
+def probe_world(work: Path, visitors: int, seed: int) -> ProbeWorld:
+    """Simulate the training world and the shifted world under `work` and draw the probe split."""
+    sessions, labelled = simulated_sessions(work, "world", visitors, seed, None)
+    _, shifted = simulated_sessions(work, "shifted", max(visitors // 2, 500), seed + 1, "shifted")
     y = labelled.column("intent").to_numpy(zero_copy_only=False)
-    y_shift = shifted.column("intent").to_numpy(zero_copy_only=False)
-    rng = np.random.default_rng(args.seed)
-    perm = rng.permutation(len(y))
-    fit, ev = perm[: len(y) * 7 // 10], perm[len(y) * 7 // 10 :]
+    perm = np.random.default_rng(seed).permutation(len(y))
     train_pages = set(pc.unique(pc.struct_field(pc.list_flatten(sessions.column("events")), "page")).to_pylist())
     unseen = np.array([any(e["page"] not in train_pages for e in evs) for evs in shifted.column("events").to_pylist()])
+    return ProbeWorld(sessions, labelled, shifted, y, shifted.column("intent").to_numpy(zero_copy_only=False),
+                      perm[: len(y) * 7 // 10], perm[len(y) * 7 // 10 :], unseen)  # fmt: skip
 
-    result: dict[str, Any] = {
-        "world_sessions": len(sessions), "labelled_web_sessions": len(y), "intents": len(set(y)),
-        "shifted_labelled_sessions": len(y_shift), "shifted_sessions_with_unseen_pages": int(unseen.sum()),
-    }  # fmt: skip
-    vec = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True)
-    docs = pages_text(labelled)
-    x = vec.fit_transform([docs[i] for i in fit])
-    xs = vec.transform(pages_text(shifted))
-    result["tfidf_pages"] = probe_scores(
-        x, y[fit], {"in_catalogue": (vec.transform([docs[i] for i in ev]), y[ev]), "shifted": (xs, y_shift),
-                    "shifted_unseen_pages": (xs[unseen], y_shift[unseen])},
-    )  # fmt: skip
+
+def run_sim(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    pw = probe_world(work, args.visitors, args.seed)
+    sessions = pw.sessions
+    result: dict[str, Any] = pw.summary()
+    result["tfidf_pages"] = pw.tfidf_scores()
 
     text = TextVectors(MiniLMEncoder(), args.text_cache or work / "text")
     variants: dict[str, dict[str, Any]] = {
@@ -323,19 +366,7 @@ def run_sim(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         res = train(sessions, work / f"bundle-{name}", mcfg, tcfg, text=text, progress=args.progress)
         emb = Embedder.from_bundle(work / f"bundle-{name}", device="cpu", text_cache=text.cache_dir)
-        z, zs = emb.embed_sessions(labelled), emb.embed_sessions(shifted)
-        scores = probe_scores(
-            z[fit], y[fit], {"in_catalogue": (z[ev], y[ev]), "shifted": (zs, y_shift),
-                             "shifted_unseen_pages": (zs[unseen], y_shift[unseen])},
-        )  # fmt: skip
-        from sklearn.cluster import KMeans
-        from sklearn.metrics import normalized_mutual_info_score
-
-        km = KMeans(n_clusters=len(set(y)), n_init=4, random_state=0).fit_predict(z)
-        scores["kmeans_nmi"] = round(float(normalized_mutual_info_score(y, km)), 4)
-        scores["shifted_over_in_catalogue"] = round(
-            scores["shifted"]["accuracy"] / scores["in_catalogue"]["accuracy"], 3
-        )
+        scores = pw.embedding_scores(emb.embed_sessions(pw.labelled), emb.embed_sessions(pw.shifted))
         scores["train"] = {"seconds": round(time.perf_counter() - t0, 1), "epochs": res.epochs, "stopped": res.stopped}
         result[f"encoder_{name}"] = scores
     return result

@@ -186,40 +186,17 @@ def main() -> None:
                       "versions": versions(python, ["pytorch-lifestream", "torch", "pytorch-lightning", "numpy"])},
     }  # fmt: skip
 
-    from sklearn.cluster import KMeans
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.metrics import normalized_mutual_info_score
-
     from benchmarks import bench_encoder_quality as bq
     from clickintent.encoder.embed import Embedder, embed_file, embeddings_table
     from clickintent.encoder.model import EncoderConfig
     from clickintent.encoder.text import MiniLMEncoder, TextVectors
     from clickintent.encoder.train import TrainConfig, train
 
-    # The worlds and the probe split: bench_encoder_quality.run_sim's lines.
+    # The worlds and the probe split: bench_encoder_quality's.
     print("[coles] simulating the worlds ...", file=sys.stderr, flush=True)
-    sessions, labelled = bq.simulated_sessions(work, "world", args.visitors, args.seed, None)
-    _, shifted = bq.simulated_sessions(work, "shifted", max(args.visitors // 2, 500), args.seed + 1, "shifted")
-    y = labelled.column("intent").to_numpy(zero_copy_only=False)
-    y_shift = shifted.column("intent").to_numpy(zero_copy_only=False)
-    rng = np.random.default_rng(args.seed)
-    perm = rng.permutation(len(y))
-    fit, ev = perm[: len(y) * 7 // 10], perm[len(y) * 7 // 10 :]
-    train_pages = set(pc.unique(pc.struct_field(pc.list_flatten(sessions.column("events")), "page")).to_pylist())
-    unseen = np.array([any(e["page"] not in train_pages for e in evs) for evs in shifted.column("events").to_pylist()])
-    result["data"] = {
-        "world_sessions": len(sessions), "labelled_web_sessions": len(y), "intents": len(set(y)),
-        "shifted_labelled_sessions": len(y_shift), "shifted_sessions_with_unseen_pages": int(unseen.sum()),
-        "sim_dir": rel(work / "world"),
-    }  # fmt: skip
-
-    def evaluate(z: np.ndarray, zs: np.ndarray) -> dict[str, Any]:
-        s = bq.probe_scores(z[fit], y[fit], {"in_catalogue": (z[ev], y[ev]), "shifted": (zs, y_shift),
-                                              "shifted_unseen_pages": (zs[unseen], y_shift[unseen])})  # fmt: skip
-        km = KMeans(n_clusters=len(set(y)), n_init=4, random_state=0).fit_predict(z)
-        s["kmeans_nmi"] = round(float(normalized_mutual_info_score(y, km)), 4)
-        s["shifted_over_in_catalogue"] = round(s["shifted"]["accuracy"] / s["in_catalogue"]["accuracy"], 3)
-        return s
+    pw = bq.probe_world(work, args.visitors, args.seed)
+    sessions, labelled, shifted = pw.sessions, pw.labelled, pw.shifted
+    result["data"] = pw.summary() | {"sim_dir": rel(work / "world")}
 
     # clickintent: bench_encoder_quality's "full" variant, timed (MiniLM text vectors computed inside train()).
     print("[coles] clickintent: training the encoder ...", file=sys.stderr, flush=True)
@@ -229,7 +206,7 @@ def main() -> None:
                 TrainConfig(epochs=args.epochs, seed=args.seed), text=text, progress=False)  # fmt: skip
     ci_train_s = time.perf_counter() - t0
     emb = Embedder.from_bundle(work / "bundle-clickintent", device="cpu", text_cache=text.cache_dir)
-    ci = evaluate(emb.embed_sessions(labelled), emb.embed_sessions(shifted))
+    ci = pw.embedding_scores(emb.embed_sessions(labelled), emb.embed_sessions(shifted))
     ci["train"] = {"seconds": round(ci_train_s, 1), "epochs": res.epochs, "stopped": res.stopped,
                    "model_version": res.model_version, "embedding_dim": emb.out_dim}  # fmt: skip
     emb_paths = {"clickintent": work / "embeddings_clickintent.parquet", "coles": work / "embeddings_coles.parquet"}
@@ -245,16 +222,7 @@ def main() -> None:
                text_cache=text.cache_dir)  # fmt: skip
     result["clickintent"] = ci
 
-    # TF-IDF bag of pages: the bench's reference probe, for scale.
-    vec = TfidfVectorizer(token_pattern=r"\S+", sublinear_tf=True)
-    docs = bq.pages_text(labelled)
-    x = vec.fit_transform([docs[i] for i in fit])
-    xs = vec.transform(bq.pages_text(shifted))
-    result["tfidf_pages"] = bq.probe_scores(
-        x, y[fit],
-        {"in_catalogue": (vec.transform([docs[i] for i in ev]), y[ev]), "shifted": (xs, y_shift),
-         "shifted_unseen_pages": (xs[unseen], y_shift[unseen])},
-    )  # fmt: skip
+    result["tfidf_pages"] = pw.tfidf_scores()  # the bench's reference probe, for scale
 
     # CoLES, same sessions, same budget.
     budget = args.budget_seconds if args.budget_seconds is not None else ci_train_s
@@ -274,11 +242,11 @@ def main() -> None:
     z_shift = np.load(work / "coles" / "emb_shifted.npy")
     row = {sid: i for i, sid in enumerate(sessions.column("session_id").to_pylist())}
     lab_rows = np.array([row[s] for s in labelled.column("session_id").to_pylist()])
-    coles = evaluate(z_world[lab_rows], z_shift)
+    coles = pw.embedding_scores(z_world[lab_rows], z_shift)
     coles["train"] = log | {"worker_wall_seconds": round(wall, 1), "budget_seconds": round(budget, 1),
                             "page_vocabulary": len(meta["vocabs"]["page"])}  # fmt: skip
     l2 = lambda z: z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)  # noqa: E731
-    coles_l2 = evaluate(l2(z_world[lab_rows]), l2(z_shift))
+    coles_l2 = pw.embedding_scores(l2(z_world[lab_rows]), l2(z_shift))
     ptls_version = result["peer_venv"]["versions"].get("pytorch-lifestream", "?")
     version = f"coles-ptls-{ptls_version}-h{args.coles_hidden}-s{args.seed}"
     pq.write_table(embeddings_table(sessions.column("session_id"), z_world, version), emb_paths["coles"])
