@@ -6,6 +6,8 @@ G (`--sample`) and a label sample L (the first `--label-sample` of G). Every met
 
 - `cluster+llm`: `generate_cluster` on G (MiniLM text vectors, k-means, the LLM names clusters), then the
   LLM labels L with that taxonomy (`label_sessions`, restricted choice, calibrated);
+- `cluster+llm+neighbours` (with `--neighbours K`): the same, each prompt showing the K taxonomy example
+  visits nearest the session instead of one fixed example per label;
 - `cluster assignment`: the k-means clusters of the same build, read off for L (no LLM labelling);
 - `nearest description`: the non-LLM baseline, each session's MiniLM text vector against each label's
   "name: description" vector of the same taxonomy;
@@ -197,6 +199,8 @@ def main() -> None:
     ap.add_argument("--label-sample", type=int, default=300, help="sessions the LLM labels and all are scored on")
     ap.add_argument("--max-labels", type=int, default=20, help="taxonomy bound (the world has 18 intents)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="build seeds; two give stability")
+    ap.add_argument("--neighbours", type=int, default=0,
+                    help="also label L showing each session its K nearest taxonomy examples (cluster+llm+neighbours)")
     ap.add_argument("--llm", choices=["local", "openai"], default="local", help="backend")
     ap.add_argument("--llm-base-url", default=None, help="openai backend URL (runs llm mode too)")
     ap.add_argument("--llm-model", default=None, help="openai backend model")
@@ -243,12 +247,23 @@ def main() -> None:
         nearest = nearest_description_labels({s: digests[s] for s in label_ids}, tax, encoder)
         near_pred = [nearest[s][0] for s in label_ids]
         conf = labels.column("confidence").to_numpy()
+        extra: dict[str, Any] = {}
+        if args.neighbours > 0:
+            t0 = time.perf_counter()
+            nb = label_sessions(lab, tax, llm, sample=None, seed=seed, examples=0, neighbours=args.neighbours,
+                                example_sessions=gen, text_encoder=encoder, step="labels (neighbours)")  # fmt: skip
+            nb_usage = usage_dict(llm, ["labels (neighbours)", "labels (neighbours) (calibration)"])
+            nb_usage["wall_seconds"] = round(time.perf_counter() - t0, 1)
+            got_nb = dict(zip(nb.column("session_id").to_pylist(), nb.column("intent").to_pylist(), strict=True))
+            extra["cluster+llm+neighbours"] = scores([got_nb[s] for s in label_ids], truth) | {
+                "neighbours": args.neighbours, "cost_per_1000": per_1000(nb_usage, len(label_ids))}  # fmt: skip
         run = {
             "seed": seed,
             "taxonomy": {"version": tax.version, "labels": len(tax.labels), "tree": tax.tree().split("\n")},
             "cluster+llm": scores(llm_pred, truth) | {"mean_confidence": round(float(conf.mean()), 3)},
             "cluster assignment": scores(assign_pred, truth),
             "nearest description": scores(near_pred, truth),
+            **extra,
             "cost": {
                 "build": build_usage,
                 "label": label_usage,
@@ -289,7 +304,9 @@ def main() -> None:
         results["methods"]["bertopic"] = bt
 
     first = runs[0]
-    for name in ("cluster+llm", "cluster assignment", "nearest description"):
+    names = ["cluster+llm", "cluster assignment", "nearest description"]
+    names += ["cluster+llm+neighbours"] if "cluster+llm+neighbours" in first else []
+    for name in names:
         results["methods"][name] = first[name]
     if len(runs) > 1:
         results["stability_ari"] = {
@@ -304,7 +321,7 @@ def main() -> None:
         results["ratios_over_bertopic"] = {
             name: {m: round(results["methods"][name][m] / bt_scores[m], 3) if bt_scores[m] else None
                    for m in ("nmi", "ari")}
-            for name in ("cluster+llm", "cluster assignment", "nearest description")
+            for name in names
         }  # fmt: skip
     results["runs"] = [{k: v for k, v in r.items() if k != "_pred"} for r in runs]
     results["true_intents"] = info["true_intents"]

@@ -20,6 +20,7 @@ from clickintent.encoder.text import HashingEncoder
 from clickintent.llm import Cache, Completion, Request, StepFailed
 from clickintent.llm.fake import FakeBackend
 from clickintent.taxonomy import generate as generate_mod
+from clickintent.taxonomy import label as label_mod
 from clickintent.taxonomy import render as render_mod
 from clickintent.taxonomy.generate import (
     clean_name,
@@ -410,6 +411,29 @@ def test_labels_are_right_on_clear_sessions(sessions: pa.Table) -> None:
     assert sum(got[s] == want[intent_of(s)] for s in got) >= 0.75 * len(got)
 
 
+def test_neighbour_demonstrations_are_the_nearest_examples_never_the_session(sessions: pa.Table) -> None:
+    tax = Taxonomy.create(
+        [
+            Label("", "Cashback card application", "Applying for a card.", "Cards", ["cards-0", "cards-1"], 0.5),
+            Label("", "Remortgage", "Switching a mortgage.", "Borrowing", ["mortgage-0", "mortgage-1"], 0.5),
+        ],
+        mode="manual",
+    )
+    llm = FakeBackend(pipeline_answer)
+    two = sessions.filter(pa.compute.is_in(sessions.column("session_id"), pa.array(["cards-0", "mortgage-3"])))
+    label_sessions(two, tax, llm, sample=None, calibrate=False, examples=0, neighbours=2, example_sessions=sessions,
+                   text_encoder=HashingEncoder())  # fmt: skip
+    by_session = {}
+    for r in llm.seen:
+        demos, visit = r.prompt.rsplit("### Visit\n", 1)
+        by_session["cards-0" if "cashback" in visit.lower() else "mortgage-3"] = demos
+    # two demonstrations each, the nearest (same journey) last, and cards-0 is not shown to itself
+    assert all(d.count("### Label: ") == 2 for d in by_session.values())
+    assert by_session["cards-0"].rstrip().endswith("### Label: Cashback card application")
+    assert by_session["mortgage-3"].rstrip().endswith("### Label: Remortgage")
+    assert by_session["cards-0"].count("### Label: Cashback card application") == 1  # cards-1 only
+
+
 def gullible(request: Request) -> Completion | str:
     """A model that obeys any instruction it can read in the session text."""
     if request.choices and re.search(r"label this (\w+)", request.prompt.rsplit("### Visit\n", 1)[-1]):
@@ -486,6 +510,16 @@ def test_cli_build_and_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
     assert res.exit_code == 0, res.output
     labels = pq.read_table(tmp_path / "labels.parquet")
     assert labels.num_rows == 8 and labels.schema == schema.LABELS
+    # --neighbours 2: each visit's prompt shows two more labelled visits than the fixed examples
+    shown = {r.prompt.count("### Label: ") for r in made[-1].seen if r.choices and "events=0" not in r.prompt}
+    monkeypatch.setattr(label_mod, "MiniLMEncoder", HashingEncoder)
+    res = runner.invoke(main, ["taxonomy", "label", str(tmp_path / "sessions.parquet"), "-t",
+                               str(tmp_path / "taxonomy.json"), "-o", str(tmp_path / "nb.parquet"),
+                               "--sample", "8", "--neighbours", "2"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert {r.prompt.count("### Label: ") for r in made[-1].seen if r.choices and "events=0" not in r.prompt} == {
+        n + 2 for n in shown
+    }
     # --platform: only that platform's sessions reach the LLM; none of it is a clear error
     plat = ["app" if i < 4 else "web" for i in range(sessions.num_rows)]
     mixed = sessions.set_column(sessions.schema.get_field_index("platform"), "platform", pa.array(plat))

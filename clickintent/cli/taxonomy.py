@@ -248,6 +248,15 @@ def build_cmd(
     help="Example visits shown per label in the prompt (from the taxonomy's example sessions; 0 = none).",
 )
 @click.option(
+    "--neighbours",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also show, before each visit, this many taxonomy example visits most like it (MiniLM): labels "
+    "closer to the taxonomy's clusters, but every prompt differs, so a label costs about twice as much "
+    "(docs/BENCHMARKS.md).",
+)
+@click.option(
     "--calibrate/--no-calibrate",
     default=True,
     show_default=True,
@@ -263,6 +272,7 @@ def label_cmd(
     sample: int,
     seed: int,
     examples: int,
+    neighbours: int,
     calibrate: bool,
     platform: str,
     **llm_kw: Any,
@@ -277,7 +287,8 @@ def label_cmd(
     tax = Taxonomy.load(taxonomy_path)
     llm = _backend(out, llm_kw)
     table = _only_platform(pq.read_table(sessions), platform)
-    labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate, examples=examples)
+    labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate, examples=examples,
+                            neighbours=neighbours)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(labels, out)
     counts = Counter(labels.column("intent").to_pylist())

@@ -5,7 +5,9 @@ sessions per label (the taxonomy's own example ids, when those sessions are in t
 session to label, and ends with `### Label:`. The answer is restricted to the label names: a scoring
 backend (the local Gemma) returns the log-likelihood of every name, a grammar/JSON-schema backend returns
 one name, and `LLM.run` rejects anything that is not a name. Nothing the model writes is used except
-through that lookup.
+through that lookup. With `neighbours=K` each prompt also shows the K taxonomy example visits nearest the
+session (MiniLM vectors of their words) just before it: labels closer to the clusters, at about twice the
+cost a label (docs/BENCHMARKS.md, issue 5).
 
 Confidence, from what the backend returned:
 - choice scores: softmax over the calibrated scores. Calibration subtracts each name's score on a
@@ -23,12 +25,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import pyarrow as pa
 
 from clickintent import schema
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM, Completion, Request
-from clickintent.taxonomy.render import prompt, render_session, render_table, sample_sessions, site_suffix
+from clickintent.taxonomy.render import (
+    digest_table,
+    prompt,
+    render_session,
+    render_table,
+    sample_sessions,
+    site_suffix,
+)
 from clickintent.taxonomy.taxonomy import Taxonomy
 
 STEP = "labels"
@@ -59,6 +69,39 @@ def _examples_block(
                 text = render_session(row["events"], row.get("platform"), max_steps=max_steps, suffix=suffix)
                 parts.append(f"### Visit\n{text}\n### Label: {lb.name}\n\n")
     return "".join(parts)
+
+
+def _neighbour_blocks(
+    table: pa.Table,
+    taxonomy: Taxonomy,
+    pool: pa.Table,
+    k: int,
+    encoder: TextEncoder,
+    suffix: str = "",
+    max_steps: int = 4,
+    max_chars: int = 48,
+) -> dict[str, str]:
+    """session_id -> the `k` taxonomy example visits nearest it (cosine of MiniLM digest vectors), rendered
+    short (`max_steps` steps, `max_chars` a quoted text: every token here is paid for on every call) as
+    few-shot demonstrations, the nearest last. A session is never its own demonstration."""
+    label_of = {sid: lb.name for lb in taxonomy.labels for sid in lb.examples}
+    pool_ids = pool.column("session_id").to_pylist()
+    rows = [i for i, sid in enumerate(pool_ids) if sid in label_of]
+    ids = table.column("session_id").to_pylist()
+    if not rows or k < 1:
+        return {sid: "" for sid in ids}
+    ex = pool.take(rows)
+    ex_ids = ex.column("session_id").to_pylist()
+    ex_text = render_table(ex, suffix=suffix, max_steps=max_steps, max_chars=max_chars)
+    ev = encoder.encode(list(digest_table(ex).values()))
+    sv = encoder.encode(list(digest_table(table).values()))
+    sims = sv @ ev.T
+    out = {}
+    for i, sid in enumerate(ids):
+        order = [j for j in np.argsort(-sims[i]) if ex_ids[j] != sid][:k]
+        demos = [f"### Visit\n{ex_text[ex_ids[j]]}\n### Label: {label_of[ex_ids[j]]}\n\n" for j in reversed(order)]
+        out[sid] = "".join(demos)
+    return out
 
 
 def label_prompt(taxonomy: Taxonomy, session_text: str, examples: str = "") -> str:
@@ -98,13 +141,17 @@ def label_sessions(
     seed: int = 0,
     calibrate: bool = True,
     examples: int = 1,
+    neighbours: int = 0,
     example_sessions: pa.Table | None = None,
+    text_encoder: TextEncoder | None = None,
     step: str = STEP,
 ) -> pa.Table:
     """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions`.
 
     `examples`: example visits shown per label (0: none), looked up by the taxonomy's example ids in
     `example_sessions` (default: `sessions`; it must hold the sessions the taxonomy was built from).
+    `neighbours`: besides those, the taxonomy example visits most like each session (by MiniLM vectors of
+    their words, `text_encoder`), shown just before it; these make each prompt different.
     """
     table = sample_sessions(sessions, sample, seed)
     suffix = site_suffix([e.get("page_title") for evs in table.column("events").to_pylist() for e in evs]) or ""
@@ -116,7 +163,12 @@ def label_sessions(
         ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, shots), f"{step} (calibration)")
         prior = ref.choice_logprobs  # None for backends that cannot score every choice
     ids = list(texts)
-    out = llm.run([label_request(taxonomy, texts[i], shots) for i in ids], step)
+    near = (
+        _neighbour_blocks(table, taxonomy, pool, neighbours, text_encoder or MiniLMEncoder(), suffix)
+        if neighbours > 0
+        else {}
+    )
+    out = llm.run([label_request(taxonomy, texts[i], shots + near.get(i, "")) for i in ids], step)
     names, confs = [], []
     for c in out:
         name, conf = decide(c, prior)
