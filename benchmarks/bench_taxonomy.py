@@ -7,7 +7,8 @@ G (`--sample`) and a label sample L (the first `--label-sample` of G). Every met
 - `cluster+llm`: `generate_cluster` on G (MiniLM text vectors, k-means, the LLM names clusters), then the
   LLM labels L with that taxonomy (`label_sessions`, restricted choice, calibrated);
 - `cluster+llm+neighbours` (with `--neighbours K`): the same, each prompt showing the K taxonomy example
-  visits nearest the session instead of one fixed example per label;
+  visits nearest the session instead of one fixed example per label (not calibrated, `label_sessions`'
+  default with neighbours);
 - `cluster assignment`: the k-means clusters of the same build, read off for L (no LLM labelling);
 - `nearest description`: the non-LLM baseline, each session's MiniLM text vector against each label's
   "name: description" vector of the same taxonomy;

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -318,8 +319,11 @@ def test_cluster_mode_builds_a_bounded_two_level_taxonomy(sessions: pa.Table) ->
         text = " ".join(d for s, d in digests.items() if result.assignments[s] in label_ids)
         return set(WORDS.findall(text.lower()))
 
+    sizes = Counter(result.assignments.values())
     for lb in tax.labels[:-1]:
         assert lb.examples and all(result.assignments[s] == lb.id for s in lb.examples)
+        # representatives, then other members: every member while fewer than max_examples, no repeats
+        assert len(set(lb.examples)) == len(lb.examples) == min(sizes[lb.id], 20)
         # names and categories are chosen among what their own sessions show (titles, paths, searches)
         assert set(WORDS.findall(lb.name.lower())) <= words_of({lb.id})
         in_category = {x.id for x in tax.labels if x.category == lb.category}
@@ -333,6 +337,8 @@ def test_cluster_mode_builds_a_bounded_two_level_taxonomy(sessions: pa.Table) ->
     rerun = FakeBackend(pipeline_answer, cache=llm.cache)
     again = generate_cluster(sessions, rerun, max_labels=6, text_encoder=HashingEncoder(), seed=0)
     assert rerun.calls == 0 and again.taxonomy.version == tax.version  # resumed from the cache
+    few = generate_cluster(sessions, rerun, max_labels=6, text_encoder=HashingEncoder(), seed=0, max_examples=2)
+    assert all(len(lb.examples) == 2 for lb in few.taxonomy.labels[:-1])
 
 
 def test_cluster_mode_merges_duplicate_names(sessions: pa.Table) -> None:
@@ -432,6 +438,13 @@ def test_neighbour_demonstrations_are_the_nearest_examples_never_the_session(ses
     assert by_session["cards-0"].rstrip().endswith("### Label: Cashback card application")
     assert by_session["mortgage-3"].rstrip().endswith("### Label: Remortgage")
     assert by_session["cards-0"].count("### Label: Cashback card application") == 1  # cards-1 only
+    # calibration's content-free prompt has no neighbours: by default it is skipped when they are shown
+    calls = FakeBackend(pipeline_answer)
+    label_sessions(two, tax, calls, sample=None, examples=0, neighbours=2, example_sessions=sessions,
+                   text_encoder=HashingEncoder())  # fmt: skip
+    assert len(calls.seen) == 2 and not any("events=0" in r.prompt for r in calls.seen)
+    label_sessions(two, tax, calls, sample=None, examples=0, example_sessions=sessions)
+    assert any("events=0" in r.prompt for r in calls.seen)
 
 
 def gullible(request: Request) -> Completion | str:

@@ -258,9 +258,9 @@ def build_cmd(
 )
 @click.option(
     "--calibrate/--no-calibrate",
-    default=True,
-    show_default=True,
-    help="Subtract each label's score on a content-free visit (scoring backends only).",
+    default=None,
+    help="Subtract each label's score on a content-free visit (scoring backends only) [default: on, off "
+    "with --neighbours].",
 )
 @platform_option
 @llm_options
@@ -273,7 +273,7 @@ def label_cmd(
     seed: int,
     examples: int,
     neighbours: int,
-    calibrate: bool,
+    calibrate: bool | None,
     platform: str,
     **llm_kw: Any,
 ) -> None:

@@ -3,7 +3,8 @@
 `cluster` (works with the embedded base model): vectors for a sample of sessions (the encoder's
 embeddings.parquet when given, else all-MiniLM-L6-v2 vectors of each session's words or of its LLM
 summary), k-means with k chosen by silhouette up to `max_labels`, clusters under `min_share` folded into
-`other`. Each cluster is profiled from the data (its most distinctive pages and titles, its searches, the
+`other`; each label keeps up to `max_examples` example sessions (its representatives, then other
+members at random). Each cluster is profiled from the data (its most distinctive pages and titles, its searches, the
 site sections its sessions visit) and its sessions nearest the centre are summarised. The LLM then names
 it, by default (`naming="choice"`) as a restricted choice among the names the cluster's own titles, paths
 and searches offer, scored with the few-shot prompt `prompts/name_cluster.txt`, and writes a one-line
@@ -458,6 +459,7 @@ def generate_cluster(
     n_clusters: int | None = None,
     naming: Naming = "choice",
     representatives: int = 3,
+    max_examples: int = 20,
     min_share: float = 0.01,
     max_categories: int = 6,
     merge_cosine: float = 0.9,
@@ -508,6 +510,7 @@ def generate_cluster(
     label_of_cluster = {kept[j]: g for g, head in enumerate(heads) for j in groups[head]}
     label_idx = np.array([label_of_cluster.get(int(c), -1) for c in assign])
 
+    rng = np.random.default_rng(seed)
     # Categories: agglomerate the label centres, then name each group of labels.
     label_centres = _normalize(np.stack([x[label_idx == g].mean(axis=0) for g in range(len(heads))]))
     n_cat = min(max_categories, max(1, round(np.sqrt(len(heads)))), len(heads))
@@ -530,7 +533,12 @@ def generate_cluster(
     labels: list[Label] = []
     for g, head in enumerate(heads):
         name, desc = named[head]
+        # The representatives first (the report and the fixed few-shot examples show those), then other
+        # members drawn at random, so the examples span the cluster: the pool `taxonomy label --neighbours`
+        # draws its demonstrations from (a spread pool labelled better than the members nearest the centre).
         examples = [ids[i] for j in groups[head] for i in reps[kept[j]]][:5]
+        spread = [ids[i] for i in rng.permutation(np.flatnonzero(label_idx == g))]
+        examples = (examples + [sid for sid in spread if sid not in examples])[:max_examples]
         share = float((label_idx == g).sum()) / n
         labels.append(Label(slugify(name), name, desc, cat_names[cat_of[g]], examples, share))
     others = np.flatnonzero(label_idx == -1)
