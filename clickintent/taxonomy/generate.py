@@ -3,16 +3,17 @@
 `cluster` (works with the embedded base model): vectors for a sample of sessions (the encoder's
 embeddings.parquet when given, else all-MiniLM-L6-v2 vectors of each session's words or of its LLM
 summary), k-means with k chosen by silhouette up to `max_labels`, clusters under `min_share` folded into
-`other`; each label keeps up to `max_examples` example sessions (its representatives, then other
-members at random). Each cluster is profiled from the data (its most distinctive pages and titles, its searches, the
-site sections its sessions visit) and its sessions nearest the centre are summarised. The LLM then names
-it, by default (`naming="choice"`) as a restricted choice among the names the cluster's own titles, paths
-and searches offer, scored with the few-shot prompt `prompts/name_cluster.txt`, and writes a one-line
-description by few-shot completion; a 270M base model copies its few-shot examples when asked to write a
-name freely, a choice keeps every name grounded in the data (`naming="free"` lets a capable model write
-it). Near-duplicate names are merged (same content words, or name vectors closer than `merge_cosine`);
-labels are grouped into a few categories by agglomerative clustering of the label centres, and each
-category is chosen the same way among the site sections its sessions visit (`prompts/name_category.txt`).
+`other`; each label keeps up to `max_examples` example sessions (its representatives, then other members
+at random). Each cluster is profiled from the data (its most distinctive pages and titles, its searches,
+the site sections its sessions visit) and its sessions nearest the centre are summarised. The LLM then
+names it, by default (`naming="choice"`) as a restricted choice among the names the cluster's own titles,
+paths and searches offer, scored with the few-shot prompt `prompts/name_cluster.txt`, and writes a
+one-line description by few-shot completion; a 270M base model copies its few-shot examples when asked to
+write a name freely, a choice keeps every name grounded in the data (`naming="free"` lets a capable model
+write it). Near-duplicate names are merged (same content words, or name vectors closer than
+`merge_cosine`); labels are grouped into a few categories by agglomerative clustering of the label
+centres, and each category is chosen the same way among the site sections its sessions visit
+(`prompts/name_category.txt`).
 
 `llm` (TnT-LLM, Wan et al. 2024, https://arxiv.org/abs/2403.12173; needs a capable instruction-following
 server): summaries of the sample, a taxonomy generated from the first minibatch of summaries, updated with
@@ -510,7 +511,6 @@ def generate_cluster(
     label_of_cluster = {kept[j]: g for g, head in enumerate(heads) for j in groups[head]}
     label_idx = np.array([label_of_cluster.get(int(c), -1) for c in assign])
 
-    rng = np.random.default_rng(seed)
     # Categories: agglomerate the label centres, then name each group of labels.
     label_centres = _normalize(np.stack([x[label_idx == g].mean(axis=0) for g in range(len(heads))]))
     n_cat = min(max_categories, max(1, round(np.sqrt(len(heads)))), len(heads))
@@ -531,6 +531,7 @@ def generate_cluster(
     cat_names = name_categories(llm, cat_groups, naming)
 
     labels: list[Label] = []
+    rng = np.random.default_rng(seed)
     for g, head in enumerate(heads):
         name, desc = named[head]
         # The representatives first (the report and the fixed few-shot examples show those), then other

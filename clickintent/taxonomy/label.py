@@ -50,6 +50,11 @@ def _labels_block(taxonomy: Taxonomy) -> str:
     return "\n".join(f"- {lb.name}: {lb.description}" for lb in taxonomy.labels)
 
 
+def _demonstration(visit_text: str, label_name: str) -> str:
+    """One labelled visit, as the few-shot examples and the neighbours show it."""
+    return f"### Visit\n{visit_text}\n### Label: {label_name}\n\n"
+
+
 def _examples_block(
     taxonomy: Taxonomy, sessions: pa.Table | None, suffix: str = "", per_label: int = 1, max_steps: int = 6
 ) -> str:
@@ -67,7 +72,7 @@ def _examples_block(
             if r < len(sids):
                 row = sessions.slice(rows[sids[r]], 1).to_pylist()[0]
                 text = render_session(row["events"], row.get("platform"), max_steps=max_steps, suffix=suffix)
-                parts.append(f"### Visit\n{text}\n### Label: {lb.name}\n\n")
+                parts.append(_demonstration(text, lb.name))
     return "".join(parts)
 
 
@@ -84,12 +89,13 @@ def _neighbour_blocks(
     """session_id -> the `k` taxonomy example visits nearest it (cosine of MiniLM digest vectors), rendered
     short (`max_steps` steps, `max_chars` a quoted text: every token here is paid for on every call) as
     few-shot demonstrations, the nearest last. A session is never its own demonstration."""
+    if k < 1:
+        return {}
     label_of = {sid: lb.name for lb in taxonomy.labels for sid in lb.examples}
-    pool_ids = pool.column("session_id").to_pylist()
-    rows = [i for i, sid in enumerate(pool_ids) if sid in label_of]
+    rows = [i for i, sid in enumerate(pool.column("session_id").to_pylist()) if sid in label_of]
+    if not rows:
+        return {}
     ids = table.column("session_id").to_pylist()
-    if not rows or k < 1:
-        return {sid: "" for sid in ids}
     ex = pool.take(rows)
     ex_ids = ex.column("session_id").to_pylist()
     ex_text = render_table(ex, suffix=suffix, max_steps=max_steps, max_chars=max_chars)
@@ -98,9 +104,8 @@ def _neighbour_blocks(
     sims = sv @ ev.T
     out = {}
     for i, sid in enumerate(ids):
-        order = [j for j in np.argsort(-sims[i]) if ex_ids[j] != sid][:k]
-        demos = [f"### Visit\n{ex_text[ex_ids[j]]}\n### Label: {label_of[ex_ids[j]]}\n\n" for j in reversed(order)]
-        out[sid] = "".join(demos)
+        order = [j for j in np.argsort(-sims[i])[: k + 1] if ex_ids[j] != sid][:k]
+        out[sid] = "".join(_demonstration(ex_text[ex_ids[j]], label_of[ex_ids[j]]) for j in reversed(order))
     return out
 
 
@@ -168,11 +173,7 @@ def label_sessions(
         ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, shots), f"{step} (calibration)")
         prior = ref.choice_logprobs  # None for backends that cannot score every choice
     ids = list(texts)
-    near = (
-        _neighbour_blocks(table, taxonomy, pool, neighbours, text_encoder or MiniLMEncoder(), suffix)
-        if neighbours > 0
-        else {}
-    )
+    near = _neighbour_blocks(table, taxonomy, pool, neighbours, text_encoder or MiniLMEncoder(), suffix)
     out = llm.run([label_request(taxonomy, texts[i], shots + near.get(i, "")) for i in ids], step)
     names, confs = [], []
     for c in out:
