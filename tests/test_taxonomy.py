@@ -578,3 +578,36 @@ def test_grounding_rejects_copied_and_off_topic_answers() -> None:
     assert grounded("Compared cash ISA rates.", session, examples)
     assert not grounded("Looked for how to report suspected fraud and how to contact the bank.", session, examples)
     assert not grounded("Wanted to buy a car.", session, examples)  # nothing in the visit says so
+
+
+PROFILE_SCRIPT = """
+import json
+import numpy as np
+from clickintent.taxonomy.generate import profile_cluster
+searches = ["cash back", "travel card", "annual fee", "balance transfer", "apr", "rewards"]
+events = [
+    [{"page": f"www.b.com/s{j}", "page_title": f"P{j} | Sec{i} | Sec{(i + j) % 6} | B", "search_query": q}
+     for j, q in enumerate(searches)]
+    for i in range(6)
+]
+p = profile_cluster(events, np.ones(6, bool), suffix="B")
+print(json.dumps([p.pages, p.searches, p.name_candidates(), sorted(p.sections.items())]))
+"""
+
+
+def test_cluster_profiles_do_not_depend_on_string_hashing() -> None:
+    """Tied counts are broken by the text: a set's order changes with PYTHONHASHSEED and must not reach
+    the naming prompts (it once renamed a cluster between two cache-free builds of one world)."""
+    import os
+    import subprocess
+    import sys
+
+    outs = set()
+    for seed in ("1", "2", "3", "4"):
+        env = os.environ | {"PYTHONHASHSEED": seed}
+        run = subprocess.run([sys.executable, "-c", PROFILE_SCRIPT], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+        outs.add(run.stdout)
+    assert len(outs) == 1
+    searches = json.loads(outs.pop())[1]
+    assert searches == ["annual fee", "apr", "balance transfer"]  # six ties: the first three by text

@@ -328,9 +328,16 @@ def profile_cluster(
     ]
     pages = []
     for _, path in scored[:top]:
-        common = titles.get(path, Counter()).most_common(1)
+        common = titles.get(path, Counter()).most_common(1)  # ties: first seen, in event order
         pages.append((path, common[0][0] if common else None))
-    return ClusterProfile(pages, [q for q, _ in searches.most_common(3)], sections)
+    return ClusterProfile(pages, [q for q, _ in most_common(searches, 3)], sections)
+
+
+def most_common(counts: Counter[str], n: int) -> list[tuple[str, int]]:
+    """`Counter.most_common` with ties broken by the text, not by insertion order: these counters are fed
+    from sets, whose order changes with each process's string hashing, and the order reaches the prompts
+    (a cache-free rebuild of the same world once named a cluster differently)."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def _name_key(name: str) -> frozenset[str]:
@@ -429,7 +436,7 @@ def name_categories(llm: LLM, groups: Sequence[tuple[list[str], Counter[str]]], 
     for i, (names, sections) in enumerate(groups):
         listed = "; ".join(q for q in (quote(nm, 60) for nm in names) if q)
         p = prompt("name_category", labels=listed)
-        cands = _distinct_names([s for s, _ in sections.most_common(8)], 6) if naming == "choice" else []
+        cands = _distinct_names([s for s, _ in most_common(sections, 8)], 6) if naming == "choice" else []
         out.append(cands[0] if len(cands) == 1 else None)
         if len(cands) > 1:
             reqs.append(Request(p, max_tokens=8, choices=tuple(cands)))
