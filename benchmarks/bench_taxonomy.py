@@ -4,12 +4,15 @@ Pipeline: `clickintent.sim.simulate` -> ingest -> sessionize -> join the simulat
 platform, start, end) -> keep human web sessions with a true primary intent. From those, a generation sample
 G (`--sample`) and a label sample L (the first `--label-sample` of G). Every method is scored on L:
 
-- `cluster+llm`: `generate_cluster` on G (MiniLM text vectors, k-means, the LLM names clusters), then the
+- `cluster+llm`: `generate_cluster` on G (MiniLM text vectors, spectral clustering, the LLM names clusters), then the
   LLM labels L with that taxonomy (`label_sessions`, restricted choice, calibrated);
 - `cluster+llm+neighbours` (with `--neighbours K`): the same, each prompt showing the K taxonomy example
   visits nearest the session instead of one fixed example per label (not calibrated, `label_sessions`'
   default with neighbours);
-- `cluster assignment`: the k-means clusters of the same build, read off for L (no LLM labelling);
+- `cluster assignment`: the clusters of the same build (spectral, the default), read off for L (no LLM
+  labelling); `kmeans assignment`: k-means clusters of the same vectors, the earlier default (no LLM);
+- `neighbours' majority` (with `--neighbours K`): no LLM, the most common label of the same K nearest
+  taxonomy examples the LLM is shown, to see what its choice adds;
 - `nearest description`: the non-LLM baseline, each session's MiniLM text vector against each label's
   "name: description" vector of the same taxonomy;
 - `bertopic`: BERTopic on the same session texts and the same MiniLM vectors, fit on G, run in a separate
@@ -174,6 +177,35 @@ def bertopic_python(given: str | None) -> str:
     return str(python)
 
 
+def kmeans_assignment(vecs: np.ndarray, gen: pa.Table, label_ids: list[str], max_labels: int, seed: int) -> list[str]:
+    """The earlier cluster mode's clusters (k-means, k by silhouette over 2..max_labels), read off for L."""
+    from sklearn.cluster import KMeans
+
+    from clickintent.taxonomy.generate import _normalize, choose_k
+
+    x = _normalize(vecs)
+    km = KMeans(n_clusters=choose_k(x, max_labels, seed), n_init=5, random_state=seed).fit(x)
+    pos = {s: i for i, s in enumerate(gen.column("session_id").to_pylist())}
+    return [f"k{km.labels_[pos[s]]}" for s in label_ids]
+
+
+def neighbour_majority(tax: Any, gen: pa.Table, label_ids: list[str], digests: dict[str, str], encoder: Any,
+                       k: int) -> list[str]:  # fmt: skip
+    """No LLM: the most common label among the `k` taxonomy examples nearest each session (the same
+    neighbours `--neighbours` shows the LLM; ties to the nearest), to show what the LLM's choice adds."""
+    label_of = {sid: lb.id for lb in tax.labels for sid in lb.examples}
+    pool = [s for s in gen.column("session_id").to_pylist() if s in label_of]
+    ev = encoder.encode([digests[s] for s in pool])
+    sv = encoder.encode([digests[s] for s in label_ids])
+    out = []
+    for i, sid in enumerate(label_ids):
+        near = [pool[j] for j in np.argsort(-(sv[i] @ ev.T)) if pool[j] != sid][:k]
+        votes = Counter(label_of[s] for s in near)
+        top = max(votes.values())
+        out.append(next(label_of[s] for s in near if votes[label_of[s]] == top))
+    return out
+
+
 def run_bertopic(python: str, texts: list[str], emb: np.ndarray, seeds: list[int], tmp: Path) -> dict[str, Any]:
     if not Path(python).exists():
         return {"skipped": f"no BERTopic interpreter at {python} (make a separate venv: pip install bertopic)"}
@@ -258,6 +290,12 @@ def main() -> None:
             got_nb = dict(zip(nb.column("session_id").to_pylist(), nb.column("intent").to_pylist(), strict=True))
             extra["cluster+llm+neighbours"] = scores([got_nb[s] for s in label_ids], truth) | {
                 "neighbours": args.neighbours, "cost_per_1000": per_1000(nb_usage, len(label_ids))}  # fmt: skip
+        if seed == args.seeds[0]:
+            vecs = encoder.encode([digests[s] for s in gen.column("session_id").to_pylist()])
+            extra["kmeans assignment"] = scores(kmeans_assignment(vecs, gen, label_ids, args.max_labels, seed), truth)
+            if args.neighbours > 0:
+                extra["neighbours' majority"] = scores(
+                    neighbour_majority(tax, gen, label_ids, digests, encoder, args.neighbours), truth)  # fmt: skip
         run = {
             "seed": seed,
             "taxonomy": {"version": tax.version, "labels": len(tax.labels), "tree": tax.tree().split("\n")},
@@ -305,8 +343,8 @@ def main() -> None:
         results["methods"]["bertopic"] = bt
 
     first = runs[0]
-    names = ["cluster+llm", "cluster assignment", "nearest description"]
-    names += ["cluster+llm+neighbours"] if "cluster+llm+neighbours" in first else []
+    names = ["cluster+llm", "cluster assignment", "kmeans assignment", "nearest description"]
+    names += [n for n in ("cluster+llm+neighbours", "neighbours' majority") if n in first]
     for name in names:
         results["methods"][name] = first[name]
     if len(runs) > 1:

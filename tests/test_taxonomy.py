@@ -611,3 +611,21 @@ def test_cluster_profiles_do_not_depend_on_string_hashing() -> None:
     assert len(outs) == 1
     searches = json.loads(outs.pop())[1]
     assert searches == ["annual fee", "apr", "balance transfer"]  # six ties: the first three by text
+
+
+def test_spectral_clusters_recover_groups_and_choose_k_in_range() -> None:
+    import numpy as np
+    from sklearn.metrics import adjusted_rand_score
+
+    from clickintent.taxonomy.generate import spectral_clusters
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(6, 32))
+    truth = np.repeat(np.arange(6), 40)
+    x = centres[truth] + 0.35 * rng.normal(size=(240, 32))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    found = spectral_clusters(x, 10, seed=0, k_min=2)
+    assert len(set(found)) == 6 and adjusted_rand_score(truth, found) > 0.95
+    assert len(set(spectral_clusters(x, 10, seed=0, k_min=8))) >= 8  # k stays in the range asked for
+    assert len(set(spectral_clusters(x, 10, seed=0, k=3))) == 3
+    assert len(set(spectral_clusters(x[:12], 10, seed=0))) >= 2  # too few for a graph: k-means

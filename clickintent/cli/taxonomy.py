@@ -180,6 +180,14 @@ def taxonomy_group() -> None:
     show_default=True,
     help="cluster mode: what to cluster (auto = embeddings if given, else text).",
 )
+@click.option(
+    "--clusterer",
+    type=click.Choice(["spectral", "kmeans"]),
+    default="spectral",
+    show_default=True,
+    help="cluster mode: spectral clustering of the nearest-neighbour graph, or k-means (the earlier method); "
+    "k is the best silhouette between half of --max-labels and --max-labels.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling and clustering seed.")
 @platform_option
 @llm_options
@@ -192,6 +200,7 @@ def build_cmd(
     sample: int,
     embeddings: Path | None,
     vectors: str,
+    clusterer: str,
     seed: int,
     platform: str,
     **llm_kw: Any,
@@ -205,6 +214,7 @@ def build_cmd(
     kwargs: dict[str, Any] = {"max_labels": max_labels, "sample": sample, "seed": seed}
     if mode == "cluster":
         kwargs["vectors"] = vectors
+        kwargs["clusterer"] = clusterer
         kwargs["embeddings"] = pq.read_table(embeddings) if embeddings is not None else None
     result = build_taxonomy(table, llm, mode, **kwargs)  # type: ignore[arg-type]
     result.taxonomy.save(out)
