@@ -185,8 +185,8 @@ def taxonomy_group() -> None:
     type=click.Choice(["spectral", "kmeans"]),
     default="spectral",
     show_default=True,
-    help="cluster mode: spectral clustering of the nearest-neighbour graph, or k-means (the earlier method); "
-    "k is the best silhouette between half of --max-labels and --max-labels.",
+    help="cluster mode: spectral clustering of the nearest-neighbour graph, k the best silhouette between half "
+    "of --max-labels and --max-labels; or k-means (the earlier method), k the best silhouette from 2 up.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling and clustering seed.")
 @platform_option
