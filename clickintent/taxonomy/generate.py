@@ -8,15 +8,14 @@ and `max_labels` (over all k the silhouette sometimes chose 5 clusters for 18 in
 `min_share` folded into `other`; each label keeps up to `max_examples` example sessions (its
 representatives, then other members at random). Each cluster is profiled from the data (its most
 distinctive pages and titles, its searches, the site sections its sessions visit) and its sessions nearest
-the centre are summarised. The LLM then
-names it, by default (`naming="choice"`) as a restricted choice among the names the cluster's own titles,
-paths and searches offer, scored with the few-shot prompt `prompts/name_cluster.txt`, and writes a
-one-line description by few-shot completion; a 270M base model copies its few-shot examples when asked to
-write a name freely, a choice keeps every name grounded in the data (`naming="free"` lets a capable model
-write it). Near-duplicate names are merged (same content words, or name vectors closer than
-`merge_cosine`); labels are grouped into a few categories by agglomerative clustering of the label
-centres, and each category is chosen the same way among the site sections its sessions visit
-(`prompts/name_category.txt`).
+the centre are summarised. The LLM then names it, by default (`naming="choice"`) as a restricted choice
+among the names the cluster's own titles, paths and searches offer, scored with the few-shot prompt
+`prompts/name_cluster.txt`, and writes a one-line description by few-shot completion; a 270M base model
+copies its few-shot examples when asked to write a name freely, a choice keeps every name grounded in the
+data (`naming="free"` lets a capable model write it). Near-duplicate names are merged (same content
+words, or name vectors closer than `merge_cosine`); labels are grouped into a few categories by
+agglomerative clustering of the label centres, and each category is chosen the same way among the site
+sections its sessions visit (`prompts/name_category.txt`).
 
 `llm` (TnT-LLM, Wan et al. 2024, https://arxiv.org/abs/2403.12173; needs a capable instruction-following
 server): summaries of the sample, a taxonomy generated from the first minibatch of summaries, updated with
@@ -223,11 +222,15 @@ def spectral_clusters(
     ks = [min(k, n)] if k else list(range(min(k_min, k_max), k_max + 1))
     graph = kneighbors_graph(x, n_neighbors=n_neighbors, include_self=True)
     maps = spectral_embedding(0.5 * (graph + graph.T), n_components=max(ks), random_state=seed, drop_first=False)
+
+    def cut(kk: int) -> np.ndarray:
+        return KMeans(n_clusters=kk, n_init=10, random_state=seed).fit(maps[:, :kk]).labels_
+
+    if k:
+        return cut(ks[0])
     best, best_s = np.zeros(n, int), -2.0
     for kk in ks:
-        labels = KMeans(n_clusters=kk, n_init=10, random_state=seed).fit(maps[:, :kk]).labels_
-        if len(ks) == 1:
-            return labels
+        labels = cut(kk)
         if len(set(labels)) < 2:
             continue
         s = silhouette_score(x, labels, metric="cosine", sample_size=min(n, 2000), random_state=seed)
