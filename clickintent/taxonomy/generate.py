@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -221,7 +222,10 @@ def spectral_clusters(
         return KMeans(n_clusters=max(1, min(k, n)), n_init=5, random_state=seed).fit(x).labels_
     ks = [min(k, n)] if k else list(range(min(k_min, k_max), k_max + 1))
     graph = kneighbors_graph(x, n_neighbors=n_neighbors, include_self=True)
-    maps = spectral_embedding(0.5 * (graph + graph.T), n_components=max(ks), random_state=seed, drop_first=False)
+    with warnings.catch_warnings():
+        # Disconnected groups of sessions are clusters already; their embedding separates them.
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        maps = spectral_embedding(0.5 * (graph + graph.T), n_components=max(ks), random_state=seed, drop_first=False)
 
     def cut(kk: int) -> np.ndarray:
         return KMeans(n_clusters=kk, n_init=10, random_state=seed).fit(maps[:, :kk]).labels_
