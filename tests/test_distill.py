@@ -99,6 +99,24 @@ def test_distill_reports_agreement_and_truth_drop() -> None:
         distill(_emb_table(ids[:5], X[:5]), labels, visitors)
 
 
+def test_distill_survives_a_label_only_held_out_sessions_carry() -> None:
+    """A rare LLM label that lands only in the test split (split by visitor) cannot be learnt: it counts as a
+    miss and is reported, instead of stopping the run (it once failed the demo's distill step)."""
+    from clickintent.distill.fit import visitor_split
+
+    X, y = blobs(300, seed=4)
+    ids = [f"s{i}" for i in range(300)]
+    visitors = {s: f"v{i // 3}" for i, s in enumerate(ids)}
+    part = visitor_split([visitors[s] for s in ids], 0)
+    rare = int(np.flatnonzero(part == 2)[0])
+    y[rare] = "rare"
+    labels = pa.table({"session_id": ids, "intent": y, "confidence": pa.array([1.0] * 300, pa.float32()),
+                       "source": ["llm"] * 300, "taxonomy_version": ["v"] * 300}, schema=schema.LABELS)  # fmt: skip
+    _, rep = distill(_emb_table(ids, X), labels, visitors, seed=0)
+    assert rep["test_labels_unseen_in_training"] == ["rare"]
+    assert "rare" not in rep["classes"] and rep["agreement"]["accuracy"] < 1
+
+
 def _session(sid: str, pages: list[str]) -> dict[str, object]:
     t0 = datetime(2025, 1, 1, tzinfo=UTC)
     evs = [

@@ -80,9 +80,12 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
         ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
         # Web sessions, clustered on the MiniLM vectors of their words: on the encoder's embeddings the
         # silhouette picked 2-3 clusters for web sessions (docs/BENCHMARKS.md, issue 6, session 3).
+        # k-means, not the default spectral clusterer: with --max-labels 12, below the world's 18 intents,
+        # spectral was no better on development worlds, and one demo run with it labelled worse
+        # (docs/BENCHMARKS.md, issue 5, session 5).
         ("taxonomy build", ["taxonomy", "build", str(visits), "--out", str(taxonomy), "--vectors", "text",
-                            "--platform", "web", "--seed", str(seed), "--max-labels", str(max_labels),
-                            "--llm-cache", str(cache)], [taxonomy]),
+                            "--clusterer", "kmeans", "--platform", "web", "--seed", str(seed),
+                            "--max-labels", str(max_labels), "--llm-cache", str(cache)], [taxonomy]),
         ("taxonomy label", ["taxonomy", "label", str(visits), "--taxonomy", str(taxonomy), "--out", str(labels),
                             "--sample", str(label_sample), "--seed", str(seed), "--platform", "web",
                             "--llm-cache", str(cache)], [labels]),

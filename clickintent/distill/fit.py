@@ -99,7 +99,9 @@ def distill(
     pred, _ = clf.predict(X[te])
     y_te = [y[i] for i in te]
     index = {c: i for i, c in enumerate(clf.classes_)}
-    yi = np.array([index[c] for c in y_te])
+    # A label that only held-out sessions carry (a rare one, split by visitor) cannot be predicted: -1
+    # never equals an argmax, so it counts as a miss at the model's confidence.
+    yi = np.array([index.get(c, -1) for c in y_te])
     probs = clf.predict_proba(X[te])
     raw = IntentClassifier.softmax_logits(clf.logits(X[te]))
     report: dict[str, Any] = {
@@ -119,6 +121,7 @@ def distill(
             "calibrated": expected_calibration_error(probs, yi),
         },
         "other_share_test": float(np.mean([p == clf.other for p in pred])),
+        "test_labels_unseen_in_training": sorted({c for c in y_te if c not in index}),
     }
     if true_intents:
         report["truth"] = _truth_cross_fitted(X, y, [true_intents.get(s) for s in ids],
