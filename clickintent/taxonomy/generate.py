@@ -209,7 +209,8 @@ def spectral_clusters(
 ) -> np.ndarray:
     """Cluster ids from spectral clustering of the `n_neighbors` nearest-neighbour graph of unit vectors
     `x` (as scikit-learn's `SpectralClustering(affinity="nearest_neighbors")`, its embedding computed once
-    for every k), with k the best cosine silhouette in [k_min, k_max] unless given.
+    for every k), with k the best cosine silhouette in [k_min, k_max] unless given. Under 10 x `n_neighbors`
+    sessions the graph is too dense to say anything: k-means (k by silhouette over the same range).
 
     A graph follows the sessions' own neighbourhoods where k-means cuts straight lines between centres; on
     two development worlds it recovered the true intents better than k-means and than BERTopic
@@ -217,7 +218,7 @@ def spectral_clusters(
     """
     n = x.shape[0]
     k_max = max(1, min(k_max, n - 1))
-    if n <= n_neighbors:  # too few sessions for a graph: k-means
+    if n < 10 * n_neighbors:  # too few sessions for a sparse neighbour graph (15 of 16 is all): k-means
         k = k or choose_k(x, k_max, seed, min(k_min, k_max))
         return KMeans(n_clusters=max(1, min(k, n)), n_init=5, random_state=seed).fit(x).labels_
     ks = [min(k, n)] if k else list(range(min(k_min, k_max), k_max + 1))
