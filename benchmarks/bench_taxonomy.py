@@ -179,30 +179,25 @@ def bertopic_python(given: str | None) -> str:
 
 def kmeans_assignment(vecs: np.ndarray, gen: pa.Table, label_ids: list[str], max_labels: int, seed: int) -> list[str]:
     """The earlier cluster mode's clusters (k-means, k by silhouette over 2..max_labels), read off for L."""
-    from sklearn.cluster import KMeans
+    from clickintent.taxonomy.generate import _normalize, cluster_vectors
 
-    from clickintent.taxonomy.generate import _normalize, choose_k
-
-    x = _normalize(vecs)
-    km = KMeans(n_clusters=choose_k(x, max_labels, seed), n_init=5, random_state=seed).fit(x)
+    labels = cluster_vectors(_normalize(vecs), "kmeans", max_labels, seed)
     pos = {s: i for i, s in enumerate(gen.column("session_id").to_pylist())}
-    return [f"k{km.labels_[pos[s]]}" for s in label_ids]
+    return [f"k{labels[pos[s]]}" for s in label_ids]
 
 
-def neighbour_majority(tax: Any, gen: pa.Table, label_ids: list[str], digests: dict[str, str], encoder: Any,
-                       k: int) -> list[str]:  # fmt: skip
-    """No LLM: the most common label among the `k` taxonomy examples nearest each session (the same
+def neighbour_majority(tax: Any, gen: pa.Table, lab: pa.Table, encoder: Any, k: int) -> dict[str, str]:
+    """No LLM: the most common label among the `k` taxonomy examples nearest each session of L (the
     neighbours `--neighbours` shows the LLM; ties to the nearest), to show what the LLM's choice adds."""
+    from clickintent.taxonomy.label import nearest_examples
+
     label_of = {sid: lb.id for lb in tax.labels for sid in lb.examples}
-    pool = [s for s in gen.column("session_id").to_pylist() if s in label_of]
-    ev = encoder.encode([digests[s] for s in pool])
-    sv = encoder.encode([digests[s] for s in label_ids])
-    out = []
-    for i, sid in enumerate(label_ids):
-        near = [pool[j] for j in np.argsort(-(sv[i] @ ev.T)) if pool[j] != sid][:k]
-        votes = Counter(label_of[s] for s in near)
+    near, _ = nearest_examples(lab, tax, gen, k, encoder)
+    out = {}
+    for sid, order in near.items():
+        votes = Counter(label_of[s] for s in order)
         top = max(votes.values())
-        out.append(next(label_of[s] for s in near if votes[label_of[s]] == top))
+        out[sid] = next(label_of[s] for s in order if votes[label_of[s]] == top)
     return out
 
 
@@ -294,8 +289,8 @@ def main() -> None:
             vecs = encoder.encode([digests[s] for s in gen.column("session_id").to_pylist()])
             extra["kmeans assignment"] = scores(kmeans_assignment(vecs, gen, label_ids, args.max_labels, seed), truth)
             if args.neighbours > 0:
-                extra["neighbours' majority"] = scores(
-                    neighbour_majority(tax, gen, label_ids, digests, encoder, args.neighbours), truth)  # fmt: skip
+                majority = neighbour_majority(tax, gen, lab, encoder, args.neighbours)
+                extra["neighbours' majority"] = scores([majority[s] for s in label_ids], truth)
         run = {
             "seed": seed,
             "taxonomy": {"version": tax.version, "labels": len(tax.labels), "tree": tax.tree().split("\n")},

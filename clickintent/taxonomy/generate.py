@@ -244,6 +244,21 @@ def spectral_clusters(
     return best
 
 
+def cluster_vectors(
+    x: np.ndarray, clusterer: Clusterer, max_labels: int, seed: int = 0, n_clusters: int | None = None
+) -> np.ndarray:
+    """Cluster ids of unit vectors `x`: `spectral` (k by silhouette between half of `max_labels` and
+    `max_labels`) or `kmeans` (k by silhouette from 2), or `n_clusters` clusters when given."""
+    n = x.shape[0]
+    fixed_k = max(1, min(n_clusters, max_labels, n)) if n_clusters else None
+    if clusterer == "spectral":
+        return spectral_clusters(x, max_labels, seed, k_min=max(2, -(-max_labels // 2)), k=fixed_k)
+    if clusterer == "kmeans":
+        k = fixed_k or max(1, min(choose_k(x, max_labels, seed), max_labels, n))
+        return KMeans(n_clusters=k, n_init=5, random_state=seed).fit(x).labels_
+    raise ValueError(f"unknown clusterer {clusterer!r}; expected 'spectral' or 'kmeans'")
+
+
 def _session_vectors(
     table: pa.Table,
     vectors: Vectors,
@@ -527,14 +542,7 @@ def generate_cluster(
     events = table.column("events").to_pylist()
     suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
     n = len(ids)
-    fixed_k = max(1, min(n_clusters, max_labels, n)) if n_clusters else None
-    if clusterer == "spectral":
-        assign = spectral_clusters(x, max_labels, seed, k_min=max(2, -(-max_labels // 2)), k=fixed_k)
-    elif clusterer == "kmeans":
-        k = fixed_k or max(1, min(choose_k(x, max_labels, seed), max_labels, n))
-        assign = KMeans(n_clusters=k, n_init=5, random_state=seed).fit(x).labels_
-    else:
-        raise ValueError(f"unknown clusterer {clusterer!r}; expected 'spectral' or 'kmeans'")
+    assign = cluster_vectors(x, clusterer, max_labels, seed, n_clusters)
     k = int(assign.max()) + 1
     sizes = np.bincount(assign, minlength=k)
     kept = [c for c in range(k) if sizes[c] / n >= min_share and sizes[c] > 0]

@@ -76,6 +76,23 @@ def _examples_block(
     return "".join(parts)
 
 
+def nearest_examples(
+    table: pa.Table, taxonomy: Taxonomy, pool: pa.Table, k: int, encoder: TextEncoder
+) -> tuple[dict[str, list[str]], pa.Table]:
+    """(session_id -> the ids of the `k` taxonomy examples nearest it, nearest first; the examples' rows of
+    `pool`). Nearest by cosine of MiniLM digest vectors; a session is never its own neighbour."""
+    wanted = {sid for lb in taxonomy.labels for sid in lb.examples}
+    ex = pool.take([i for i, sid in enumerate(pool.column("session_id").to_pylist()) if sid in wanted])
+    if k < 1 or ex.num_rows == 0:
+        return {}, ex
+    ex_ids = ex.column("session_id").to_pylist()
+    sims = encoder.encode(list(digest_table(table).values())) @ encoder.encode(list(digest_table(ex).values())).T
+    out = {}
+    for i, sid in enumerate(table.column("session_id").to_pylist()):
+        out[sid] = [ex_ids[j] for j in np.argsort(-sims[i])[: k + 1] if ex_ids[j] != sid][:k]
+    return out, ex
+
+
 def _neighbour_blocks(
     table: pa.Table,
     taxonomy: Taxonomy,
@@ -86,27 +103,16 @@ def _neighbour_blocks(
     max_steps: int = 4,
     max_chars: int = 48,
 ) -> dict[str, str]:
-    """session_id -> the `k` taxonomy example visits nearest it (cosine of MiniLM digest vectors), rendered
-    short (`max_steps` steps, `max_chars` a quoted text: every token here is paid for on every call) as
-    few-shot demonstrations, the nearest last. A session is never its own demonstration."""
-    if k < 1:
+    """session_id -> its `nearest_examples` rendered short (`max_steps` steps, `max_chars` a quoted text:
+    every token here is paid for on every call) as few-shot demonstrations, the nearest last."""
+    near, ex = nearest_examples(table, taxonomy, pool, k, encoder)
+    if not near:
         return {}
     label_of = {sid: lb.name for lb in taxonomy.labels for sid in lb.examples}
-    rows = [i for i, sid in enumerate(pool.column("session_id").to_pylist()) if sid in label_of]
-    if not rows:
-        return {}
-    ids = table.column("session_id").to_pylist()
-    ex = pool.take(rows)
-    ex_ids = ex.column("session_id").to_pylist()
     ex_text = render_table(ex, suffix=suffix, max_steps=max_steps, max_chars=max_chars)
-    ev = encoder.encode(list(digest_table(ex).values()))
-    sv = encoder.encode(list(digest_table(table).values()))
-    sims = sv @ ev.T
-    out = {}
-    for i, sid in enumerate(ids):
-        order = [j for j in np.argsort(-sims[i])[: k + 1] if ex_ids[j] != sid][:k]
-        out[sid] = "".join(_demonstration(ex_text[ex_ids[j]], label_of[ex_ids[j]]) for j in reversed(order))
-    return out
+    return {
+        sid: "".join(_demonstration(ex_text[e], label_of[e]) for e in reversed(order)) for sid, order in near.items()
+    }
 
 
 def label_prompt(taxonomy: Taxonomy, session_text: str, examples: str = "") -> str:
