@@ -569,6 +569,21 @@ def test_cli_reports_a_failed_step_without_a_traceback(
     assert "summaries (representatives)' failed after 0/" in res.output and "connection refused" in res.output
 
 
+def test_cli_llm_mode_on_the_embedded_model_fails_before_any_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sessions: pa.Table
+) -> None:
+    from clickintent.cli import main
+    from clickintent.cli import taxonomy as cli_tax
+
+    made: list[str] = []
+    monkeypatch.setattr(cli_tax, "make_backend", lambda kind, **kw: made.append(kind))
+    pq.write_table(sessions, tmp_path / "sessions.parquet")
+    args = ["taxonomy", "build", str(tmp_path / "sessions.parquet"), "-o", str(tmp_path / "t.json"), "--mode", "llm"]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2 and "--mode cluster" in res.output and "--llm openai" in res.output
+    assert made == [] and not (tmp_path / "t.json").exists()
+
+
 def test_grounding_rejects_copied_and_off_topic_answers() -> None:
     from clickintent.taxonomy.summarize import few_shot_answers, grounded
 

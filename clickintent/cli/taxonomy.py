@@ -208,6 +208,14 @@ def build_cmd(
     """Build taxonomy.json from SESSIONS (a sessions.parquet)."""
     from clickintent.taxonomy.generate import build_taxonomy
 
+    if mode == "llm" and llm_kw["llm_kind"] == "local":
+        # Checked before any call: the mode summarises every sampled session first, which takes the embedded
+        # model about a second each, and only then asks for the taxonomy it cannot write.
+        raise click.UsageError(
+            "--mode llm needs an instruction-following model that writes a taxonomy as JSON; the embedded "
+            "Gemma 3 270M is a base model and its taxonomies fail validation (empty names; docs/BENCHMARKS.md). "
+            "Use --mode cluster (made for it), or --mode llm with --llm openai --llm-base-url URL --llm-model NAME."
+        )
     start = time.perf_counter()
     llm = _backend(out, llm_kw)
     table = _only_platform(pq.read_table(sessions), platform)
