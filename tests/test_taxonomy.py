@@ -523,16 +523,22 @@ def test_cli_build_and_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
     assert res.exit_code == 0, res.output
     labels = pq.read_table(tmp_path / "labels.parquet")
     assert labels.num_rows == 8 and labels.schema == schema.LABELS
-    # --neighbours 2: each visit's prompt shows two more labelled visits than the fixed examples
-    shown = {r.prompt.count("### Label: ") for r in made[-1].seen if r.choices and "events=0" not in r.prompt}
+
+    # --neighbours 2: each visit's prompt shows two labelled visits, and by default no fixed examples
+    # (--examples 1 keeps them: two more than without neighbours)
+    def shown(*flags: str) -> set[int]:
+        cache = tmp_path / f"cache-{len(made)}.sqlite"  # a fresh cache: every prompt reaches the backend
+        res = runner.invoke(main, ["taxonomy", "label", str(tmp_path / "sessions.parquet"), "-t",
+                                   str(tmp_path / "taxonomy.json"), "-o", str(tmp_path / "nb.parquet"),
+                                   "--sample", "8", "--llm-cache", str(cache), *flags])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        return {r.prompt.count("### Label: ") for r in made[-1].seen if r.choices and "events=0" not in r.prompt}
+
     monkeypatch.setattr(label_mod, "MiniLMEncoder", HashingEncoder)
-    res = runner.invoke(main, ["taxonomy", "label", str(tmp_path / "sessions.parquet"), "-t",
-                               str(tmp_path / "taxonomy.json"), "-o", str(tmp_path / "nb.parquet"),
-                               "--sample", "8", "--neighbours", "2"])  # fmt: skip
-    assert res.exit_code == 0, res.output
-    assert {r.prompt.count("### Label: ") for r in made[-1].seen if r.choices and "events=0" not in r.prompt} == {
-        n + 2 for n in shown
-    }
+    fixed, bare = shown(), shown("--examples", "0")
+    assert all(n > b for n in fixed for b in bare)
+    assert shown("--neighbours", "2") == {b + 2 for b in bare}
+    assert shown("--neighbours", "2", "--examples", "1") == {n + 2 for n in fixed}
     # --platform: only that platform's sessions reach the LLM; none of it is a clear error
     plat = ["app" if i < 4 else "web" for i in range(sessions.num_rows)]
     mixed = sessions.set_column(sessions.schema.get_field_index("platform"), "platform", pa.array(plat))

@@ -260,19 +260,19 @@ def build_cmd(
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option(
     "--examples",
-    type=int,
-    default=1,
-    show_default=True,
-    help="Example visits shown per label in the prompt (from the taxonomy's example sessions; 0 = none).",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Example visits shown per label in the prompt (from the taxonomy's example sessions; 0 = none) "
+    "[default: 1, 0 with --neighbours].",
 )
 @click.option(
     "--neighbours",
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Also show, before each visit, this many taxonomy example visits most like it (MiniLM): labels "
-    "closer to the taxonomy's clusters, but every prompt differs, so a label costs about twice as much "
-    "(docs/BENCHMARKS.md).",
+    help="Show, before each visit, this many taxonomy example visits most like it (MiniLM), instead of the "
+    "fixed examples unless --examples is given: labels closer to the taxonomy's clusters, but every prompt "
+    "differs, so a label costs about twice as much (docs/BENCHMARKS.md).",
 )
 @click.option(
     "--calibrate/--no-calibrate",
@@ -289,7 +289,7 @@ def label_cmd(
     out: Path,
     sample: int,
     seed: int,
-    examples: int,
+    examples: int | None,
     neighbours: int,
     calibrate: bool | None,
     platform: str,

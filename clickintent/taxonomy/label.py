@@ -5,9 +5,9 @@ sessions per label (the taxonomy's own example ids, when those sessions are in t
 session to label, and ends with `### Label:`. The answer is restricted to the label names: a scoring
 backend (the local Gemma) returns the log-likelihood of every name, a grammar/JSON-schema backend returns
 one name, and `LLM.run` rejects anything that is not a name. Nothing the model writes is used except
-through that lookup. With `neighbours=K` each prompt also shows the K taxonomy example visits nearest the
-session (MiniLM vectors of their words) just before it: labels closer to the clusters, at about twice the
-cost a label (docs/BENCHMARKS.md, issue 5).
+through that lookup. With `neighbours=K` each prompt shows the K taxonomy example visits nearest the
+session (MiniLM vectors of their words) just before it, and by default no fixed examples: labels closer
+to the clusters, at about twice the cost a label (docs/BENCHMARKS.md, issue 5).
 
 Confidence, from what the backend returned:
 - choice scores: softmax over the calibrated scores. Calibration subtracts each name's score on a
@@ -151,7 +151,7 @@ def label_sessions(
     sample: int | None = DEFAULT_SAMPLE,
     seed: int = 0,
     calibrate: bool | None = None,
-    examples: int = 1,
+    examples: int | None = None,
     neighbours: int = 0,
     example_sessions: pa.Table | None = None,
     text_encoder: TextEncoder | None = None,
@@ -161,14 +161,18 @@ def label_sessions(
 
     `examples`: example visits shown per label (0: none), looked up by the taxonomy's example ids in
     `example_sessions` (default: `sessions`; it must hold the sessions the taxonomy was built from).
-    `neighbours`: besides those, the taxonomy example visits most like each session (by MiniLM vectors of
-    their words, `text_encoder`), shown just before it; these make each prompt different.
+    None: 1 without neighbours, 0 with them (on a development world both at 4 neighbours scored within
+    0.007 NMI, and the fixed examples made each label 1.6 times as slow; docs/BENCHMARKS.md).
+    `neighbours`: the taxonomy example visits most like each session (by MiniLM vectors of their words,
+    `text_encoder`), shown just before it; these make each prompt different.
     `calibrate` None: calibrate only without neighbours (the content-free reference prompt has no
     neighbours, so its prior does not describe prompts that have them; on a development world calibrating
     them cost 0.017 NMI).
     """
     if calibrate is None:
         calibrate = neighbours == 0
+    if examples is None:
+        examples = 0 if neighbours else 1
     table = sample_sessions(sessions, sample, seed)
     suffix = site_suffix([e.get("page_title") for evs in table.column("events").to_pylist() for e in evs]) or ""
     texts = render_table(table, suffix=suffix)
