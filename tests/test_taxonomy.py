@@ -536,7 +536,7 @@ def test_cli_build_and_label(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, se
 
     monkeypatch.setattr(label_mod, "MiniLMEncoder", HashingEncoder)
     fixed, bare = shown(), shown("--examples", "0")
-    assert all(n > b for n in fixed for b in bare)
+    assert fixed and bare and all(n > b for n in fixed for b in bare)
     assert shown("--neighbours", "2") == {b + 2 for b in bare}
     assert shown("--neighbours", "2", "--examples", "1") == {n + 2 for n in fixed}
     # --platform: only that platform's sessions reach the LLM; none of it is a clear error
