@@ -47,7 +47,7 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
 @click.option("--train-minutes", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Time budget for training the encoder.")
 @click.option("--label-sample", default=300, show_default=True, type=click.IntRange(min=50),
-              help="Sessions the local LLM labels (about 1-2 s each on one core); the distiller learns from them.")
+              help="Sessions the local LLM labels (about 1 s each on two threads); the distiller learns from them.")
 @click.option("--llm-threads", default=lambda: min(2, os.cpu_count() or 1), type=click.IntRange(min=1),
               show_default="2, or 1 on a one-core machine",
               help="llama.cpp threads for the LLM steps. The CLI's default is 1, safe beside other work; the demo "
