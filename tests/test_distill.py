@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -144,3 +145,30 @@ def test_cut_sessions_keeps_what_came_before_the_application() -> None:
     assert got["c"] == {**rows[2], "n_events": 2}
     assert (rep.sessions_in, rep.sessions_out, rep.sessions_cut, rep.sessions_dropped) == (3, 2, 1, 1)
     assert rep.events_in == 8 and rep.events_out == 4
+
+
+def test_latency_runs_on_the_threads_asked_and_restores_them() -> None:
+    """distill times the distilled labeller on the LLM labeller's thread count (labels-llm.json)."""
+    import torch
+
+    from clickintent.distill.label import Labeller, latency
+
+    seen: list[int] = []
+
+    class Probe(Labeller):
+        def __init__(self) -> None:  # no bundle: only the thread count matters here
+            pass
+
+        def label_one(self, events: Any) -> tuple[str, float]:
+            seen.append(torch.get_num_threads())
+            return "x", 1.0
+
+        def labels_batch(self, sessions: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
+            seen.append(torch.get_num_threads())
+            return pa.record_batch({"session_id": pa.array(sessions.column("session_id").to_pylist())})
+
+    table = pa.table({"session_id": ["a", "b", "c"], "events": [[{"n": 1}], [{"n": 2}], [{"n": 3}]]})
+    before = torch.get_num_threads()
+    out = latency(Probe(), table, n=2, warmup=1, threads=2)
+    assert set(seen) == {2} and out["threads"] == 2 and out["n"] == 2
+    assert torch.get_num_threads() == before

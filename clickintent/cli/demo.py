@@ -7,7 +7,6 @@ the text-vector cache make the LLM and text steps cheap on a second run); `--fre
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import time
@@ -47,12 +46,11 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
 @click.option("--train-minutes", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Time budget for training the encoder.")
 @click.option("--label-sample", default=300, show_default=True, type=click.IntRange(min=50),
-              help="Sessions the local LLM labels (about 1 s each on two threads); the distiller learns from them.")
-@click.option("--llm-threads", default=lambda: min(2, os.cpu_count() or 1), type=click.IntRange(min=1),
-              show_default="2, or 1 on a one-core machine",
-              help="llama.cpp threads for the LLM steps. The CLI's default is 1, safe beside other work; the demo "
-              "runs nothing beside its LLM steps, and 2 threads labelled 1.65x faster on a quiet 2-core machine "
-              "(same answers; docs/BENCHMARKS.md).")
+              help="Sessions the local LLM labels (about 1.5 s each on one thread); the distiller learns from them.")
+@click.option("--llm-threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="llama.cpp threads for the LLM steps. 2 labelled 1.55x faster on a quiet 2-core machine with "
+              "the same answers (the demo in about 13 minutes instead of 15), but the distilled labeller's "
+              "speed-up over the faster LLM then falls below 10,000x (docs/BENCHMARKS.md).")
 @click.option("--max-labels", default=12, show_default=True, type=click.IntRange(min=2),
               help="Most taxonomy labels (each costs a few LLM calls to name).")
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Evaluation splits.")

@@ -122,11 +122,12 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
         raise click.ClickException(str(exc)) from exc
     info = {"taxonomy_version": tax.version, "agreement": report["agreement"], "labelled_sessions": len(labels)}
     clf.save(bundle, taxonomy_path.read_bytes(), info)
-    lat = latency(Labeller.from_bundle(bundle, "cpu"), table)
-    report["latency_s"] = lat
     llm_meta = labels_path.with_suffix(".json")
-    if llm_meta.exists():
-        meta = json.loads(llm_meta.read_text())
+    meta = json.loads(llm_meta.read_text()) if llm_meta.exists() else None
+    # on as many threads as the LLM labeller used (1 when not recorded), so the speed-ups compare like with like
+    lat = latency(Labeller.from_bundle(bundle, "cpu"), table, threads=int((meta or {}).get("threads") or 1))
+    report["latency_s"] = lat
+    if meta is not None:
         llm_s = meta.get("seconds_per_label")
         report["llm_latency_s"] = llm_s
         report["speedup"] = llm_s / lat["p50"] if llm_s else None  # one session at a time, both sides

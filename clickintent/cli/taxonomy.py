@@ -335,6 +335,7 @@ def _write_label_meta(out: Path, sessions: int, llm: LLM) -> None:
             "sessions": sessions,
             "backend": llm.name,
             "model": llm.model,
+            "threads": getattr(llm, "n_threads", None),  # the local backend's; None for a server
             "calls": u.calls,
             "tokens": u.tokens,
             "seconds": u.seconds,
