@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_llm_label import build_requests
+from benchmarks.bench_taxonomy import emit
 
 THREADS = (1, 2)
 
@@ -80,11 +81,7 @@ def main() -> None:
         run = measure(calibration, requests, busy)
         results["runs"].append(run)
         print(json.dumps(run), file=sys.stderr)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

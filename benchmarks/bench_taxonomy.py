@@ -217,6 +217,15 @@ def run_bertopic(python: str, texts: list[str], emb: np.ndarray, seeds: list[int
     return {"topics": json.loads((tmp / "bt-out.json").read_text()), "seconds": time.perf_counter() - t0}
 
 
+def emit(results: dict[str, Any], out: Path | None) -> None:
+    """Print the results JSON, and write it to `out` when given (the taxonomy and LLM benchmarks share it)."""
+    text = json.dumps(results, indent=2)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")
+    print(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--visitors", type=int, default=1500, help="simulated visitors")
@@ -366,11 +375,7 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     else:
         results["work_dir"] = str(tmp)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ information is biased upwards), so the two columns are not comparable with each 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from typing import Any
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
 
-from benchmarks.bench_taxonomy import CachedEncoder, bertopic_python, run_bertopic, scores, world
+from benchmarks.bench_taxonomy import CachedEncoder, bertopic_python, emit, run_bertopic, scores, world
 
 
 def both(pred: list[str], truth: list[str], n_label: int) -> dict[str, Any]:
@@ -82,11 +81,7 @@ def main() -> None:
     for name, r in rows.items():
         if "G" in r:
             print(f"{name:42s} NMI G {r['G']['nmi']:.4f}  L {r['L']['nmi']:.4f}", file=sys.stderr)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-    print(text)
+    emit(results, args.out)
 
 
 if __name__ == "__main__":
