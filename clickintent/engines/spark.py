@@ -169,7 +169,7 @@ def ingest_spark(
     if options.preset is not None:  # the tool's own file layout (ingest.presets.readers)
         preset = get_preset(options.preset)
         source = preset_readers.read_source(path, fmt, options.delimiter, preset, options.mapping)
-        df, columns = preset_readers.spark_frame(spark, path, fmt, source)
+        df, columns = preset_readers.spark_frame(spark, path, fmt, source, preset, options.mapping)
     elif fmt == "parquet":
         df = spark.read.parquet(str(path))
     else:

@@ -80,9 +80,9 @@ class Preset:
         """SQL for a --map source: a column, `COLUMN.a.b` inside a JSON column, or a key of a keyed list.
 
         Returns (expression, top-level column, the type that column must be read as)."""
-        top, _, rest = path.partition(".")
-        if not top or (rest and any(not part for part in rest.split("."))):
+        if any(not part for part in path.split(".")):
             raise ValueError(f"--map source {path!r} is not COLUMN or COLUMN.key.key")
+        top, _, rest = path.partition(".")
         if not rest:
             return f"CAST({ident(top)} AS VARCHAR)", top, self.columns.get(top, VARCHAR)
         if top in self.keyed:

@@ -64,10 +64,7 @@ def read_source(
             return PresetSource(list(ENRICHED_FIELDS), "\t", header=False, quoted=False)
         columns, delim = readers.read_columns(path, fmt, delimiter or ("\t" if len(first) > 1 else None))
         return PresetSource(columns, delim, quoted=preset.name != "adobe")
-    columns, delim = readers.read_columns(path, fmt, delimiter)
-    if fmt == "jsonl":  # keys differ line to line (null fields are left out): read what the preset needs
-        _, needed = preset.plan(mapping)
-        columns = list(dict.fromkeys([*columns, *needed]))
+    columns, delim = readers.read_columns(path, fmt, delimiter)  # JSON: the first object's keys
     return PresetSource(columns, delim)
 
 
@@ -183,8 +180,8 @@ def _parse_block(
     ok = (pc.is_valid(record).to_numpy(zero_copy_only=False)
           & pc.starts_with(pc.utf8_ltrim_whitespace(text), "{").to_numpy(zero_copy_only=False))  # fmt: skip
     for i in np.flatnonzero(~ok):
-        raw = text[int(i)].as_py().strip()
-        rejects.append((int(numbers[i]), _json_reason(raw), raw))
+        line = text[int(i)].as_py()  # with its newline, as the generic reader parses it (same message)
+        rejects.append((int(numbers[i]), _json_reason(line), line.strip()))
     rows = record.filter(pa.array(ok))
     columns = rows.flatten() if len(rows) else [pa.array([], f.type) for f in record.type]
     batch = pa.RecordBatch.from_arrays(columns, names=names)
@@ -214,20 +211,25 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def spark_frame(spark: SparkSession, path: Path, fmt: str, source: PresetSource) -> tuple[DataFrame, list[str]]:
+def spark_frame(
+    spark: SparkSession, path: Path, fmt: str, source: PresetSource, preset: Preset, mapping: Mapping[str, str]
+) -> tuple[DataFrame, list[str]]:
     """The file as a Spark DataFrame of text columns (plus `_corrupt`), and the columns the preset reads."""
     from pyspark.sql.types import StringType, StructField, StructType
 
     if fmt == "parquet":
         return spark.read.parquet(str(path)), source.columns
-    fields = [StructField(c, StringType()) for c in source.columns] + [StructField("_corrupt", StringType())]
+    columns = source.columns
+    if fmt == "jsonl":  # keys differ line to line (null fields are left out): read what the preset needs
+        columns = list(dict.fromkeys([*columns, *preset.plan(mapping)[1]]))
+    fields = [StructField(c, StringType()) for c in columns] + [StructField("_corrupt", StringType())]
     reader = (
         spark.read.schema(StructType(fields))
         .option("mode", "PERMISSIVE")
         .option("columnNameOfCorruptRecord", "_corrupt")
     )
     if fmt == "jsonl":
-        return reader.json(str(path)), source.columns
+        return reader.json(str(path)), columns
     quote = '"' if source.quoted else "\u0000"  # \u0000: Spark's way to turn quoting off
     df = (
         reader.option("header", source.header).option("sep", source.delimiter).option("quote", quote)

@@ -251,7 +251,7 @@ def write_snowplow_atomic(hits: list[Hit], path: Path, seed: int = 0) -> Path:
     rows.append(rows[len(rows) // 3])
     random.Random(seed).shuffle(rows)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(ENRICHED_FIELDS))
+        writer = csv.DictWriter(f, fieldnames=list(ENRICHED_FIELDS), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
         f.write("web,2024-03-01 08:00:00.000\n")  # a truncated row
@@ -365,10 +365,12 @@ def write_posthog_csv(hits: list[Hit], path: Path, seed: int = 0) -> Path:
     rows.append(rows[len(rows) // 3])
     random.Random(seed).shuffle(rows)
     with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["uuid", "event", "properties", "distinct_id", "timestamp"])
+        writer = csv.DictWriter(
+            f, fieldnames=["uuid", "event", "properties", "distinct_id", "timestamp"], lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows(rows)
-        f.write('x,"$pageview\n')  # an unterminated quote
+        f.write("x,$pageview\n")  # a row cut short
     return path
 
 
