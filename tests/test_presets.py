@@ -175,3 +175,19 @@ def test_spark_makes_the_same_rows(variant: tuple[Any, ...], spark: Any, tmp_pat
     a = ds.dataset(tmp_path / "duck" / "events.parquet").to_table().cast(schema.EVENTS).sort_by(key)
     b = ds.dataset(tmp_path / "spark" / "events.parquet").to_table().select(schema.EVENTS.names)
     assert a.equals(b.cast(schema.EVENTS).sort_by(key))
+
+
+def test_arrow_and_duckdb_json_paths_make_the_same_rows(tmp_path: Path, monkeypatch: Any) -> None:
+    src = samples.write_ga4(HITS, tmp_path / "bad.json")  # its malformed line sends the block to DuckDB
+    ingest(src, tmp_path / "duckdb", IngestOptions(preset="ga4"))
+    clean = tmp_path / "clean.json"
+    clean.write_text("".join(line for line in src.read_text().splitlines(True) if line.endswith("}\n")))
+
+    def no_duckdb(*args: Any) -> None:
+        raise AssertionError("a clean GA4 block is read by Arrow's JSON reader")
+
+    monkeypatch.setattr(preset_readers, "_parse_block", no_duckdb)
+    report = ingest(clean, tmp_path / "arrow", IngestOptions(preset="ga4"))
+    assert report.quarantined == 0
+    a, b = (pq.read_table(tmp_path / d / "events.parquet") for d in ("duckdb", "arrow"))
+    assert a.equals(b)

@@ -13,12 +13,14 @@ What it leaves out: validation, timestamp parsing and redaction, which `transfor
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 JSON = "JSON"  # a free-form object, kept as JSON text and read with json_extract_string
 VARCHAR = "VARCHAR"
@@ -34,6 +36,18 @@ def duck_type(shape: Shape) -> str:
     if isinstance(shape, dict):
         return "STRUCT(" + ", ".join(f"{ident(k)} {duck_type(v)}" for k, v in shape.items()) + ")"
     return VARCHAR if shape == JSON else shape
+
+
+def arrow_type(shape: Shape) -> pa.DataType | None:
+    """The Arrow type of a shape, or None where Arrow's JSON reader cannot read it (free-form JSON)."""
+    if isinstance(shape, list):
+        inner = arrow_type(shape[0])
+        return None if inner is None else pa.list_(inner)
+    if isinstance(shape, dict):
+        fields = {k: arrow_type(v) for k, v in shape.items()}
+        known = {k: t for k, t in fields.items() if t is not None}
+        return pa.struct(list(known.items())) if len(known) == len(fields) else None
+    return {VARCHAR: pa.string(), "DOUBLE": pa.float64(), "BIGINT": pa.int64()}.get(shape)
 
 
 def json_shape(shape: Shape) -> Shape:
@@ -55,6 +69,11 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def keyed(column: str, key: str) -> str:
+    """The text of `key` in the {key, value} list `column` (a Preset.keyed column; null where absent)."""
+    return f"{ident(column + '#values')}[list_position({ident(column + '#keys')}, {literal(key)})]"
+
+
 def jpath(column: str, *keys: str) -> str:
     """The text at `column`.keys[0].keys[1]... of a JSON column (null where absent)."""
     path = "$" + "".join('."' + k.replace("\\", "\\\\").replace('"', '\\"') + '"' for k in keys)
@@ -72,9 +91,9 @@ class Preset:
     required: tuple[str, ...]  # source columns a file must have
     fields: Mapping[str, str]  # contract column -> SQL expression over the source columns
     exclude: str | None = None  # SQL: why the tool itself excludes a row (null: the row is kept)
-    # A column of {key, value} pairs -> (its type, SQL template for one key's value): with such a column
-    # `--map url=event_params.page_location` reads one key of it.
-    keyed: Mapping[str, tuple[Shape, str]] = field(default_factory=dict)
+    # A list of {key, value} structs -> (its shape, SQL for an element's key and for its value as text, over
+    # `p`); `keyed(column, key)` reads one key, and so does `--map url=event_params.page_location`.
+    keyed: Mapping[str, tuple[Shape, str, str]] = field(default_factory=dict)
 
     def override(self, path: str) -> tuple[str, str, Shape]:
         """SQL for a --map source: a column, `COLUMN.a.b` inside a JSON column, or a key of a keyed list.
@@ -86,8 +105,7 @@ class Preset:
         if not rest:
             return f"CAST({ident(top)} AS VARCHAR)", top, self.columns.get(top, VARCHAR)
         if top in self.keyed:
-            kind, template = self.keyed[top]
-            return template.format(key=literal(rest)), top, kind
+            return keyed(top, rest), top, self.keyed[top][0]
         return jpath(top, *rest.split(".")), top, JSON
 
     def plan(self, mapping: Mapping[str, str]) -> tuple[dict[str, str], dict[str, Shape]]:
@@ -96,13 +114,13 @@ class Preset:
         columns = dict(self.columns)
         for contract, source in mapping.items():  # --map overrides the preset, field by field
             fields[contract], top, kind = self.override(source)
-            columns[top] = kind if columns.get(top, VARCHAR) in (VARCHAR, JSON) else columns[top]
+            columns[top] = kind if kind == JSON or top in self.keyed else columns.get(top, VARCHAR)
         return fields, columns
 
     def apply(self, batch: pa.RecordBatch, mapping: Mapping[str, str]) -> tuple[pa.RecordBatch, np.ndarray | None]:
         """(the batch in contract columns, the exclusion reason of each row or None)."""
         fields, columns = self.plan(mapping)
-        con = duckdb.connect()
+        con = connection()
         try:
             con.register("raw", pa.Table.from_batches([batch]))
             raw = con.sql("SELECT * FROM raw")
@@ -111,15 +129,46 @@ class Preset:
             outputs = [f"CAST({sql} AS VARCHAR) AS {ident(c)}" for c, sql in fields.items()]
             if self.exclude:
                 outputs.append(f"CAST({self.exclude} AS VARCHAR) AS _excluded")
-            query = f"WITH src AS (SELECT {norm} FROM raw) SELECT {', '.join(outputs)} FROM src"
+            if self.ts_unit in _EPOCH and "ts" not in mapping:
+                outputs.append(f"TRY_CAST({fields['ts']} AS BIGINT) AS _epoch")
+            # each keyed list once as two lists, keys and values as text, so a key is a list_position away
+            lists = "".join(
+                f", list_transform({ident(c)}, p -> {k}) AS {ident(c + '#keys')}, "
+                f"list_transform({ident(c)}, p -> {v}) AS {ident(c + '#values')}"
+                for c, (_, k, v) in self.keyed.items()
+                if c in columns
+            )
+            query = (
+                f"WITH src AS (SELECT {norm} FROM raw), keyed AS (SELECT *{lists} FROM src) "
+                f"SELECT {', '.join(outputs)} FROM keyed"
+            )
             table = con.sql(query).to_arrow_table()
         finally:
-            con.close()
+            con.unregister("raw")
         excluded = None
         if self.exclude:
             excluded = np.array(table.column("_excluded").to_pylist(), dtype=object)
             table = table.drop_columns(["_excluded"])
+        if "_epoch" in table.column_names:
+            table = _as_timestamps(table, _EPOCH[self.ts_unit])
         return _one_batch(table), excluded
+
+
+_EPOCH = {"s": 1_000_000, "ms": 1_000, "us": 1}  # microseconds per unit
+
+
+def _as_timestamps(table: pa.Table, factor: int) -> pa.Table:
+    """`ts` as timestamps when every epoch in the batch is a whole number (GA4's, Adobe's), sparing the
+    text parse; otherwise the text stays, so transform_batch says what is wrong with it as it always does."""
+    epoch = table.column("_epoch")
+    table = table.drop_columns(["_epoch"])
+    if epoch.null_count != table.column("ts").null_count:
+        return table
+    try:
+        micros = pc.multiply_checked(epoch, factor)
+    except pa.ArrowInvalid:  # overflow: far out of range, which the text path reports
+        return table
+    return table.set_column(table.column_names.index("ts"), "ts", micros.cast(pa.timestamp("us", tz="UTC")))
 
 
 def _normalise(con: duckdb.DuckDBPyConnection, name: str, shape: Shape, present: object) -> str:
@@ -137,7 +186,22 @@ def _normalise(con: duckdb.DuckDBPyConnection, name: str, shape: Shape, present:
         return q
     if kind == "VARCHAR":  # JSON text (a CSV column, Spark's JSON reader): parse it, null if it is not JSON
         return f"try_cast(try_cast({q} AS JSON) AS {declared})"
-    return f"try_cast(to_json({q}) AS {declared})"
+    try:  # the same fields with other leaf types (Parquet's int64 for text): a plain cast
+        con.sql(f"SELECT CAST({q} AS {declared}) FROM raw LIMIT 0").fetchall()
+        return f"try_cast({q} AS {declared})"
+    except duckdb.Error:
+        return f"try_cast(to_json({q}) AS {declared})"
+
+
+_local = threading.local()
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """This thread's DuckDB connection (opening one per batch cost more than the query)."""
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect()
+    return con
 
 
 def _one_batch(table: pa.Table) -> pa.RecordBatch:

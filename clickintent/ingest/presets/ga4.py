@@ -11,22 +11,23 @@ by the login inside it (sessionize).
 
 from __future__ import annotations
 
-from clickintent.ingest.presets.base import JSON, VARCHAR, Preset, Shape, jpath, literal
+from clickintent.ingest.presets.base import VARCHAR, Preset, Shape, keyed
 
 PARAMS: Shape = [
-    {"key": VARCHAR, "value": {"string_value": VARCHAR, "int_value": "BIGINT", "float_value": "DOUBLE",
+    # int_value as text: `bq extract` writes INT64 as strings (a Parquet export's int64 is cast to text)
+    {"key": VARCHAR, "value": {"string_value": VARCHAR, "int_value": VARCHAR, "float_value": "DOUBLE",
                                "double_value": "DOUBLE"}}
 ]  # fmt: skip
-# One key's value as text, whichever of the four value fields holds it.
-_KEYED = (
-    "(SELECT coalesce(v.string_value, CAST(v.int_value AS VARCHAR), CAST(v.double_value AS VARCHAR), "
-    "CAST(v.float_value AS VARCHAR)) FROM (SELECT list_filter({column}, p -> p.key = {{key}})[1].value AS v))"
+# An element's value as text, whichever of the four value fields holds it.
+_VALUE = (
+    "coalesce(p.value.string_value, p.value.int_value, CAST(p.value.double_value AS VARCHAR), "
+    "CAST(p.value.float_value AS VARCHAR))"
 )
 
 
 def param(key: str) -> str:
     """SQL for the text of one key of `event_params`."""
-    return _KEYED.format(column="event_params").format(key=literal(key))
+    return keyed("event_params", key)
 
 
 _APP = "upper(platform) IN ('IOS', 'ANDROID')"
@@ -36,7 +37,7 @@ GA4 = Preset(
     title="GA4 BigQuery export (events_*)",
     ts_unit="us",
     columns=dict.fromkeys(("event_timestamp", "event_name", "user_pseudo_id", "user_id", "platform"), VARCHAR)
-    | {"device": JSON, "event_params": PARAMS},
+    | {"device": {"category": VARCHAR}, "event_params": PARAMS},
     required=("event_timestamp", "event_name", "user_pseudo_id", "event_params"),
     fields={
         "visitor_id": "user_pseudo_id",
@@ -48,13 +49,10 @@ GA4 = Preset(
         "event_type": "CASE event_name WHEN 'view_search_results' THEN 'search' ELSE event_name END",
         "referrer": param("page_referrer"),
         "search_query": param("search_term"),
-        "device": jpath("device", "category"),
+        "device": '"device".category',
         "platform": f"CASE WHEN {_APP} THEN 'app' ELSE 'web' END",
         "customer_id": "user_id",
         "session_id": f"user_pseudo_id || '.' || {param('ga_session_id')}",
     },
-    keyed={
-        "event_params": (PARAMS, _KEYED.format(column="event_params")),
-        "user_properties": (PARAMS, _KEYED.format(column="user_properties")),
-    },
+    keyed={"event_params": (PARAMS, "p.key", _VALUE), "user_properties": (PARAMS, "p.key", _VALUE)},
 )

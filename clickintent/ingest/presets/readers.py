@@ -3,29 +3,36 @@
 - Snowplow's enriched TSV has no header: its 131 columns are named in the analytics SDKs' order.
 - Adobe's hit_data.tsv has no header: the names are in column_headers.tsv beside it. Neither TSV quotes
   values, so a `"` is text.
-- NDJSON (GA4's `bq extract`, Segment, RudderStack, PostHog) is read in blocks by DuckDB's JSON parser,
-  extracting only the columns the preset reads, typed as it reads them (GA4's event_params as a list of
-  structs): the per-line Python reader is far too slow for a million-event export. Lines that are not
-  UTF-8, not JSON or not an object are rejected with the reasons the generic reader gives.
+- NDJSON (GA4's `bq extract`, Segment, RudderStack, PostHog) is read in blocks of whole lines, only the
+  columns the preset reads, typed as it reads them (GA4's event_params as a list of structs): by Arrow's
+  JSON reader where the types allow (measured twice as fast as DuckDB's json_transform on GA4 rows), else
+  (free-form JSON columns, numbers where text was expected, a bad line in the block) by DuckDB, which
+  also finds the lines that are not UTF-8, not JSON or not an object and rejects them in the generic
+  reader's words. The next block is read in a background thread while the last one is transformed. The
+  per-line Python reader is far too slow for a million-event export.
 Anything else goes through the generic readers. What it leaves out: compressed files (gunzip first).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from queue import Queue
+from threading import Thread
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pj
 
 from clickintent import schema
 from clickintent.ingest import readers
-from clickintent.ingest.presets.base import Preset, json_shape
+from clickintent.ingest.presets.base import Preset, Shape, arrow_type, json_shape
 from clickintent.ingest.presets.snowplow import ENRICHED_FIELDS
 from clickintent.ingest.readers import IngestError, RawBatch
 
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 
 ADOBE_HEADERS = "column_headers.tsv"
 BLOCK_BYTES = 32 << 20  # NDJSON read per block: a few tens of thousands of GA4 events
+ARROW_BLOCK = 4 << 20  # Arrow's JSON reader parses a block in parallel pieces of this size
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,7 @@ def iter_batches(
 ) -> Iterator[RawBatch]:
     """Raw batches of the file as the preset expects them."""
     if fmt == "jsonl":
-        _, needed = preset.plan(mapping)
-        yield from _ndjson(path, {c: json_shape(t) for c, t in needed.items()}, batch_rows)
+        yield from _prefetch(_ndjson(path, preset.plan(mapping)[1], batch_rows))
     elif fmt in ("csv", "tsv") and not (source.header and source.quoted):
         assert source.delimiter is not None
         yield from _unquoted(path, source, batch_rows)
@@ -126,10 +133,31 @@ def _unquoted(path: Path, source: PresetSource, batch_rows: int) -> Iterator[Raw
         con.close()
 
 
-def _ndjson(path: Path, shape: dict[str, Any], batch_rows: int) -> Iterator[RawBatch]:
-    """NDJSON in blocks of whole lines; DuckDB parses each block into the columns of `shape`."""
+def _prefetch(batches: Iterator[RawBatch]) -> Iterator[RawBatch]:
+    """Read one block ahead in a thread (both parsers release the GIL)."""
+    queue: Queue[RawBatch | BaseException | None] = Queue(maxsize=1)
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                queue.put(batch)
+            queue.put(None)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            queue.put(exc)
+
+    Thread(target=produce, daemon=True).start()
+    while (item := queue.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+def _ndjson(path: Path, shapes: Mapping[str, Shape], batch_rows: int) -> Iterator[RawBatch]:
+    """NDJSON in blocks of whole lines, parsed into the columns of `shapes`."""
     con = duckdb.connect()
-    structure = json.dumps(shape)
+    structure = json.dumps({c: json_shape(t) for c, t in shapes.items()})
+    types = {c: arrow_type(t) for c, t in shapes.items()}
+    schema = pa.schema(list(types.items())) if None not in types.values() else None
     row, line_no, carry = 1, 1, b""
     try:
         with path.open("rb") as f:
@@ -138,8 +166,13 @@ def _ndjson(path: Path, shape: dict[str, Any], batch_rows: int) -> Iterator[RawB
                 data = carry + block
                 cut = len(data) if not block else data.rfind(b"\n") + 1
                 chunk, carry = data[:cut], data[cut:]
-                if chunk:
-                    for batch in _parse_block(con, chunk, line_no, row, structure, list(shape), batch_rows):
+                fast = _arrow_block(chunk, schema) if chunk and schema is not None else None
+                if fast is not None:
+                    for start in range(0, fast.num_rows, batch_rows):
+                        yield RawBatch(fast.slice(start, batch_rows), row + start)
+                    row += fast.num_rows
+                elif chunk:
+                    for batch in _parse_block(con, chunk, line_no, row, structure, list(shapes), batch_rows):
                         row += batch.rows.num_rows
                         yield batch
                     line_no += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
@@ -147,6 +180,17 @@ def _ndjson(path: Path, shape: dict[str, Any], batch_rows: int) -> Iterator[RawB
                     break
     finally:
         con.close()
+
+
+def _arrow_block(chunk: bytes, schema: pa.Schema) -> pa.RecordBatch | None:
+    """The block by Arrow's JSON reader, or None where it cannot read it all (then DuckDB reads it)."""
+    options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    try:
+        table = pj.read_json(io.BytesIO(chunk), pj.ReadOptions(block_size=ARROW_BLOCK), options)
+    except pa.ArrowInvalid:
+        return None
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=schema)
 
 
 def _parse_block(

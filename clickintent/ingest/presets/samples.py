@@ -53,15 +53,16 @@ class Hit:
     device: str  # desktop | mobile
 
 
-def journeys(visitors: int = 12, seed: int = 0) -> list[Hit]:
-    """Seeded visits: each visitor 1-3 sessions a day apart, 3-8 events 1-4 minutes apart."""
+def journeys(visitors: int = 12, seed: int = 0, first: int = 0) -> list[Hit]:
+    """Seeded visits of visitors first.. first+visitors-1: each 1-3 sessions a day apart, 3-8 events 1-4
+    minutes apart."""
     rng = random.Random(seed)
     hits: list[Hit] = []
-    for v in range(visitors):
+    for v in range(first, first + visitors):
         visitor = f"{1_000_000_000 + v * 7919}.{1_709_280_000 + v}"
         device = "mobile" if v % 3 == 0 else "desktop"
         for s in range(1, rng.randint(1, 3) + 1):
-            ts = T0 + (v * 3_600 + s * 86_400) * 1_000_000
+            ts = T0 + (v % 24 * 3_600 + (s + v // 24 % 28) * 86_400) * 1_000_000  # visits spread over a month
             n, customer = rng.randint(3, 8), None
             login_at = rng.randint(1, n - 1) if v % 4 == 1 and s == 1 else -1  # every 4th visitor logs in
             search_at = rng.randint(0, n - 1) if (v + s) % 3 == 0 else -1
