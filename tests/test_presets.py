@@ -126,7 +126,7 @@ def test_the_wrong_preset_fails_with_one_clear_line(tmp_path: Path) -> None:
 def test_adobe_hit_data_needs_its_column_headers(tmp_path: Path) -> None:
     src = samples.write_adobe(HITS, tmp_path / "hit_data.tsv")
     (tmp_path / "column_headers.tsv").unlink()
-    with pytest.raises(IngestError, match="column_headers.tsv is missing"):
+    with pytest.raises(IngestError, match=r"column_headers\.tsv is missing"):
         ingest(src, tmp_path / "out", IngestOptions(preset="adobe"))
 
 
