@@ -15,7 +15,6 @@ Anything else goes through the generic readers. What it leaves out: compressed f
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -158,35 +157,67 @@ def _ndjson(path: Path, shapes: Mapping[str, Shape], batch_rows: int) -> Iterato
     structure = json.dumps({c: json_shape(t) for c, t in shapes.items()})
     types = {c: arrow_type(t) for c, t in shapes.items()}
     schema = pa.schema(list(types.items())) if None not in types.values() else None
-    row, line_no, carry = 1, 1, b""
+    # line numbers matter only for a block DuckDB reads (its rejects): lines are counted up to such a block
+    row, line_no, counted = 1, 1, 0
     try:
-        with path.open("rb") as f:
-            while True:
-                block = f.read(BLOCK_BYTES)
-                data = carry + block
-                cut = len(data) if not block else data.rfind(b"\n") + 1
-                chunk, carry = data[:cut], data[cut:]
-                fast = _arrow_block(chunk, schema) if chunk and schema is not None else None
-                if fast is not None:
-                    for start in range(0, fast.num_rows, batch_rows):
-                        yield RawBatch(fast.slice(start, batch_rows), row + start)
-                    row += fast.num_rows
-                elif chunk:
-                    for batch in _parse_block(con, chunk, line_no, row, structure, list(shapes), batch_rows):
-                        row += batch.rows.num_rows
-                        yield batch
-                    line_no += chunk.count(b"\n") + (0 if chunk.endswith(b"\n") else 1)
-                if not block:
-                    break
+        for start, block in _blocks(path):
+            fast = _arrow_block(block, schema) if schema is not None else None
+            if fast is not None:
+                for first in range(0, fast.num_rows, batch_rows):
+                    yield RawBatch(fast.slice(first, batch_rows), row + first)
+                row += fast.num_rows
+                continue
+            line_no += _newlines(path, counted, start)
+            chunk = block.to_pybytes()
+            for batch in _parse_block(con, chunk, line_no, row, structure, list(shapes), batch_rows):
+                row += batch.rows.num_rows
+                yield batch
+            line_no += chunk.count(b"\n")
+            counted = start + len(chunk)
     finally:
         con.close()
 
 
-def _arrow_block(chunk: bytes, schema: pa.Schema) -> pa.RecordBatch | None:
+def _blocks(path: Path) -> Iterator[tuple[int, pa.Buffer]]:
+    """(offset, bytes) of about BLOCK_BYTES each, ending at a line end (the last block may not), read from a
+    memory map without copying: copying each block into Python bytes cost as much as parsing it."""
+    data = pa.memory_map(str(path)).read_buffer()
+    start = 0
+    while start < data.size:
+        end = min(start + BLOCK_BYTES, data.size)
+        cut = _after_last_newline(data, start, end) if end < data.size else end
+        while cut == start:  # a line longer than the block: grow it to that line's end
+            end = min(end + BLOCK_BYTES, data.size)
+            cut = _after_last_newline(data, start, end) if end < data.size else end
+        yield start, data.slice(start, cut - start)
+        start = cut
+
+
+def _after_last_newline(data: pa.Buffer, start: int, end: int) -> int:
+    """The offset just after the last newline in data[start:end], or `start` if there is none."""
+    pos = end
+    while pos > start:
+        lo = max(start, pos - 65_536)
+        i = data.slice(lo, pos - lo).to_pybytes().rfind(b"\n")
+        if i >= 0:
+            return lo + i + 1
+        pos = lo
+    return start
+
+
+def _newlines(path: Path, start: int, end: int) -> int:
+    """Newlines in bytes [start, end) of the file."""
+    if end <= start:
+        return 0
+    view = pa.memory_map(str(path)).read_buffer().slice(start, end - start)
+    return int(np.count_nonzero(np.frombuffer(view, dtype=np.uint8) == 10))
+
+
+def _arrow_block(block: pa.Buffer, schema: pa.Schema) -> pa.RecordBatch | None:
     """The block by Arrow's JSON reader, or None where it cannot read it all (then DuckDB reads it)."""
     options = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
     try:
-        table = pj.read_json(io.BytesIO(chunk), pj.ReadOptions(block_size=ARROW_BLOCK), options)
+        table = pj.read_json(pa.BufferReader(block), pj.ReadOptions(block_size=ARROW_BLOCK), options)
     except pa.ArrowInvalid:
         return None
     batches = table.combine_chunks().to_batches()
