@@ -158,6 +158,18 @@ def test_ndjson_blocks_keep_lines_whole_and_numbered(block: int, tmp_path: Path,
     assert firsts == [1 + sum(sizes[:i]) for i in range(len(sizes))]
 
 
+def test_a_bad_line_after_clean_blocks_keeps_its_line_number(tmp_path: Path, monkeypatch: Any) -> None:
+    # clean blocks go through Arrow's reader, which has no line numbers: the count must go on regardless
+    monkeypatch.setattr(preset_readers, "BLOCK_BYTES", 40_000)
+    lines = [samples._bq_json(r) for r in samples.ga4_rows(HITS)]
+    lines[100] = lines[100][:50]
+    src = tmp_path / "ga4.json"
+    src.write_text("\n".join(lines[:60]) + "\n\n" + "\n".join(lines[60:]) + "\n")  # a blank line 61
+    report = ingest(src, tmp_path / "out", IngestOptions(preset="ga4"))
+    assert report.rows_in == len(lines) and report.quarantined == 1
+    assert pq.read_table(tmp_path / "out" / "quarantine.parquet").column("source_line").to_pylist() == [102]
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize("variant", VARIANTS, ids=[v[0] for v in VARIANTS])
 def test_spark_makes_the_same_rows(variant: tuple[Any, ...], spark: Any, tmp_path: Path) -> None:

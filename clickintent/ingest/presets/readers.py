@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 ADOBE_HEADERS = "column_headers.tsv"
 BLOCK_BYTES = 32 << 20  # NDJSON read per block: a few tens of thousands of GA4 events
-ARROW_BLOCK = 4 << 20  # Arrow's JSON reader parses a block in parallel pieces of this size
+ARROW_BLOCK = 8 << 20  # Arrow's JSON reader parses a block in parallel pieces of this size (4 MB: 10% more CPU)
 
 
 @dataclass(frozen=True)
