@@ -10,6 +10,7 @@ import click
 from tqdm import tqdm
 
 from clickintent.ingest import IngestError, IngestOptions, IngestReport, ingest
+from clickintent.ingest.presets import PRESET_NAMES
 from clickintent.ingest.transform import TS_UNITS
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize
 
@@ -36,7 +37,8 @@ def parse_mapping(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def print_ingest_summary(report: IngestReport) -> None:
-    click.echo(f"ingest  {report.input} ({report.format}, timestamps: {report.ts_unit})")
+    preset = f", preset {report.preset}" if report.preset else ""
+    click.echo(f"ingest  {report.input} ({report.format}{preset}, timestamps: {report.ts_unit})")
     click.echo(
         f"  rows in {report.rows_in:,} = out {report.rows_out:,} + quarantined {report.quarantined:,} "
         f"+ duplicates {report.duplicates:,}  [{'reconciles' if report.reconciles else 'DOES NOT RECONCILE'}]"
@@ -67,11 +69,20 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
     help="Directory for events.parquet, quarantine.parquet and ingest_report.json.",
 )
 @click.option(
+    "--preset",
+    type=click.Choice(PRESET_NAMES),
+    default=None,
+    help="The analytics tool that exported INPUT: its columns are mapped onto the contract (docs/IMPORT.md). "
+    "Default: none, the file is in the contract or mapped with --map.",
+)
+@click.option(
     "--map",
     "mapping",
     multiple=True,
     metavar="CONTRACT=SOURCE",
-    help="Map a source column to a contract column, e.g. --map ts=Time. Repeat for each column.",
+    help="Map a source column to a contract column, e.g. --map ts=Time. Repeat for each column. With --preset "
+    "it overrides that field; SOURCE may be COLUMN.key inside a JSON column (properties.query) or a GA4 "
+    "event_params key (event_params.search_term).",
 )
 @click.option(
     "--format",
@@ -110,8 +121,8 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
     help="Rows read and transformed at a time (bounds memory).",
 )
 def ingest_cmd(
-    input_path: Path, out_dir: Path, mapping: tuple[str, ...], fmt: str | None, delimiter: str | None,
-    ts_unit: str, platform: str, engine: str, master: str, memory_limit: str, batch_rows: int,
+    input_path: Path, out_dir: Path, preset: str | None, mapping: tuple[str, ...], fmt: str | None,
+    delimiter: str | None, ts_unit: str, platform: str, engine: str, master: str, memory_limit: str, batch_rows: int,
 ) -> None:  # fmt: skip
     """Validate, map, redact and de-duplicate raw events (CSV, TSV, Parquet, JSONL).
 
@@ -122,10 +133,12 @@ def ingest_cmd(
     Example, the YOOCHOOSE clicks sample:
       clickintent ingest yoochoose-clicks-100k_train_full.txt --out out/yc \\
         --map ts=Time --map visitor_id=SessionId --map url=ItemId
+    Example, a GA4 BigQuery export (bq extract --destination_format NEWLINE_DELIMITED_JSON):
+      clickintent ingest events_20240301.json --preset ga4 --out out/ga4
     """
     options = IngestOptions(
         mapping=parse_mapping(mapping), format=fmt, delimiter=delimiter, ts_unit=ts_unit, platform=platform,
-        batch_rows=batch_rows, memory_limit=memory_limit,
+        batch_rows=batch_rows, memory_limit=memory_limit, preset=preset,
     )  # fmt: skip
     try:
         if engine == "spark":

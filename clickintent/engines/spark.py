@@ -21,6 +21,8 @@ import pyarrow.compute as pc
 
 from clickintent import schema
 from clickintent.ingest import IngestOptions, IngestReport, open_source
+from clickintent.ingest.presets import get_preset, preset_ts_unit
+from clickintent.ingest.presets import readers as preset_readers
 from clickintent.ingest.transform import TransformOptions, detect_ts_unit, transform_batch
 from clickintent.pii import redact
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize_sql
@@ -164,7 +166,11 @@ def ingest_spark(
     started = time.perf_counter()
     path, out, delim, report = open_source(input_path, out_dir, options)
     fmt, columns = report.format, report.columns_found
-    if fmt == "parquet":
+    if options.preset is not None:  # the tool's own file layout (ingest.presets.readers)
+        preset = get_preset(options.preset)
+        source = preset_readers.read_source(path, fmt, options.delimiter, preset, options.mapping)
+        df, columns = preset_readers.spark_frame(spark, path, fmt, source, preset, options.mapping)
+    elif fmt == "parquet":
         df = spark.read.parquet(str(path))
     else:
         fields = [StructField(c, StringType()) for c in columns] + [StructField("_corrupt", StringType())]
@@ -186,12 +192,14 @@ def ingest_spark(
             )
 
     unit = options.ts_unit
-    if unit == "auto":
+    if options.preset is not None:
+        unit = preset_ts_unit(options.preset, unit)
+    elif unit == "auto":
         sample = df.select(options.mapping.get("ts", "ts")).limit(10_000).toArrow()
         unit = detect_ts_unit(sample.column(0).combine_chunks())
     report.ts_unit = unit
     transform_options = TransformOptions(
-        mapping=dict(options.mapping), ts_unit=unit, platform=options.platform
+        mapping=dict(options.mapping), ts_unit=unit, platform=options.platform, preset=options.preset
     )
     staged = out / ".ingest-staging"
     shutil.rmtree(staged, ignore_errors=True)

@@ -13,7 +13,7 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clickintent import schema
+from clickintent.ingest import presets
+from clickintent.ingest.presets import readers as preset_readers
 from clickintent.ingest.readers import (
     IngestError,
     RawBatch,
@@ -48,6 +50,7 @@ class IngestOptions:
     batch_rows: int = 250_000  # rows per batch held in memory at once
     memory_limit: str = "2GB"  # DuckDB's limit for de-duplication and sorting; it spills beyond
     threads: int = 2
+    preset: str | None = None  # ga4|snowplow|segment|rudderstack|adobe|posthog: the tool's export (presets)
 
 
 @dataclass
@@ -65,6 +68,7 @@ class IngestReport:
     redactions: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)
+    preset: str | None = None
 
     @property
     def reconciles(self) -> bool:
@@ -136,9 +140,16 @@ def open_source(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fmt = detect_format(path, options.format)
-    columns, delim = read_columns(path, fmt, options.delimiter)
-    check_mapping(columns, options, delim, path)
-    return path, out, delim, IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit)
+    if options.preset is not None:  # the tool's own file layout and columns (ingest.presets.readers)
+        preset = _preset(options.preset)
+        source = preset_readers.read_source(path, fmt, options.delimiter, preset, options.mapping)
+        preset_readers.check_source(source, preset, options.mapping, path)
+        columns, delim = source.columns, source.delimiter
+    else:
+        columns, delim = read_columns(path, fmt, options.delimiter)
+        check_mapping(columns, options, delim, path)
+    report = IngestReport(str(path), fmt, columns, dict(options.mapping), options.ts_unit, preset=options.preset)
+    return path, out, delim, report
 
 
 def ingest(
@@ -164,7 +175,7 @@ def ingest(
     n_staged = 0
     try:
         transform_options: TransformOptions | None = None
-        for raw in iter_batches(path, fmt, delim, options.batch_rows):
+        for raw in _batches(path, fmt, delim, options):
             if transform_options is None and raw.rows.num_rows:
                 transform_options = _resolve(options, raw)
                 report.ts_unit = transform_options.ts_unit
@@ -194,8 +205,26 @@ def ingest(
     return report.finish(out, started)
 
 
+def _preset(name: str) -> presets.Preset:
+    try:
+        return presets.get_preset(name)
+    except ValueError as exc:
+        raise IngestError(str(exc)) from None
+
+
+def _batches(path: Path, fmt: str, delim: str | None, options: IngestOptions) -> Iterator[RawBatch]:
+    if options.preset is None:
+        return iter_batches(path, fmt, delim, options.batch_rows)
+    preset = _preset(options.preset)
+    source = preset_readers.read_source(path, fmt, options.delimiter, preset, options.mapping)
+    return preset_readers.iter_batches(path, fmt, source, preset, options.mapping, options.batch_rows)
+
+
 def _resolve(options: IngestOptions, first: RawBatch) -> TransformOptions:
     unit = options.ts_unit
+    if options.preset is not None:
+        unit = presets.preset_ts_unit(options.preset, unit)
+        return TransformOptions(dict(options.mapping), unit, options.platform, preset=options.preset)
     if unit == "auto":
         ts_col = options.mapping.get("ts", "ts")
         unit = detect_ts_unit(first.rows.column(ts_col).slice(0, 10_000))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickintent import schema
+from clickintent.ingest.presets import apply_preset
 from clickintent.pii import redact, redact_array
 from clickintent.urls import normalize_url
 
@@ -41,6 +42,7 @@ class TransformOptions:
     ts_unit: str = "auto"  # resolved to s|ms|us|iso before batches are transformed
     platform: str = "web"  # used when the source has no platform column
     default_event_type: str = "page_view"  # used when the source has no event_type column
+    preset: str | None = None  # an analytics tool's export (ingest.presets), mapped onto the contract first
 
     def source(self, column: str) -> str:
         return self.mapping.get(column, column)
@@ -117,8 +119,8 @@ def _blank_to_null(values: pa.Array) -> pa.Array:
 class _Reasons:
     """Collects the first reason each row fails; later checks never overwrite an earlier reason."""
 
-    def __init__(self, n: int) -> None:
-        self.reason = np.full(n, None, dtype=object)
+    def __init__(self, n: int, first: np.ndarray | None = None) -> None:
+        self.reason = np.full(n, None, dtype=object) if first is None else first
 
     def flag(self, bad: pa.Array | np.ndarray, reason: str) -> None:
         mask = bad if isinstance(bad, np.ndarray) else pc.fill_null(bad, False).to_numpy(zero_copy_only=False)
@@ -149,8 +151,12 @@ def transform_batch(
     batch: pa.RecordBatch, options: TransformOptions, first_row: int, redactions: Counter[str]
 ) -> tuple[pa.Table, pa.Table]:
     """Split a raw batch into (events, quarantine). `first_row` is the 1-based number of its first row."""
+    excluded = None
+    if options.preset is not None:  # the preset maps the tool's columns (and --map overrides) itself
+        batch, excluded = apply_preset(batch, options.preset, options.mapping)
+        options = replace(options, mapping={}, preset=None)
     n = batch.num_rows
-    reasons = _Reasons(n)
+    reasons = _Reasons(n, excluded)  # rows the tool itself excludes (Adobe) keep the tool's reason
     names = set(batch.schema.names)
     cols: dict[str, pa.Array] = {}
     for column in schema.SOURCE_COLUMNS:
