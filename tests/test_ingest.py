@@ -96,10 +96,10 @@ def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
         ingest(tmp_path / "empty.csv", tmp_path / "out")
 
 
-def test_header_only_gives_zero_rows(tmp_path: Path) -> None:
-    report = ingest(write_csv(tmp_path / "in.csv", []), tmp_path / "out", IngestOptions(mapping=MAPPING))
-    assert (report.rows_in, report.rows_out) == (0, 0)
-    assert read_events(tmp_path / "out").num_rows == 0
+def test_header_only_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="holds no rows"):
+        ingest(write_csv(tmp_path / "in.csv", []), tmp_path / "out", IngestOptions(mapping=MAPPING))
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -166,11 +166,13 @@ def test_epoch_units_are_detected(tmp_path: Path, values: list[str], unit: str) 
 
 def test_epoch_unit_can_be_overridden(tmp_path: Path) -> None:
     rows = [["a", "1709287200", "/x", "T", "click", ""]]
-    report = ingest(
-        write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING, ts_unit="ms")
-    )
-    # read as milliseconds that is January 1970: outside the plausible range, so quarantined with a hint
-    assert report.quarantine_reasons == {"ts out of range 1990..2100 (check --ts-unit)": 1}
+    # read as milliseconds that is January 1970: outside the plausible range, so quarantined, and with no
+    # row left the run fails naming the reason, the value and the option
+    with pytest.raises(IngestError, match=r"no row was kept.*ts out of range.*'1709287200'.*--ts-unit"):
+        ingest(write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING, ts_unit="ms"))
+    report = json.loads((tmp_path / "out" / "ingest_report.json").read_text())
+    assert report["quarantine_reasons"] == {"ts out of range 1990..2100 (check --ts-unit)": 1}
+    assert not (tmp_path / "out" / "events.parquet").exists()
 
 
 def test_source_session_ids_are_kept(tmp_path: Path) -> None:
