@@ -20,8 +20,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickintent import schema
-from clickintent.ingest import IngestOptions, IngestReport, open_source
-from clickintent.ingest.transform import TransformOptions, detect_ts_unit, transform_batch
+from clickintent.ingest import IngestError, IngestOptions, IngestReport, open_source
+from clickintent.ingest.lines import physical_lines
+from clickintent.ingest.readers import count_source
+from clickintent.ingest.transform import SOURCE_KEY, TransformOptions, detect_ts_unit, transform_batch
 from clickintent.pii import redact
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize_sql
 
@@ -79,6 +81,7 @@ def _stage_schema() -> pa.Schema:
     return pa.schema(
         [pa.field(f.name, f.type) for f in schema.EVENTS]
         + [
+            pa.field(SOURCE_KEY, pa.binary()),
             pa.field("_reason", pa.string()),
             pa.field("_raw", pa.string()),
             pa.field("_redactions", pa.string()),
@@ -191,7 +194,7 @@ def ingest_spark(
         unit = detect_ts_unit(sample.column(0).combine_chunks())
     report.ts_unit = unit
     transform_options = TransformOptions(
-        mapping=dict(options.mapping), ts_unit=unit, platform=options.platform
+        mapping=dict(options.mapping), ts_unit=unit, platform=options.platform, source_key=True
     )
     staged = out / ".ingest-staging"
     shutil.rmtree(staged, ignore_errors=True)
@@ -200,10 +203,11 @@ def ingest_spark(
     mapped.write.mode("overwrite").parquet(str(staged))
     staged_df = spark.read.parquet(str(staged))
 
+    # A duplicate is a repeated source row (the same key), not two rows that map to the same event.
     events = staged_df.filter(F.col("_reason").isNull() & F.col("_redactions").isNull()).select(
-        *schema.EVENTS.names
+        *schema.EVENTS.names, SOURCE_KEY
     )
-    deduped = events.dropDuplicates()
+    deduped = events.dropDuplicates().drop(SOURCE_KEY)
     deduped.write.mode("overwrite").parquet(str(out / "events.parquet"))
     quarantine = staged_df.filter(F.col("_reason").isNotNull()).select(
         F.lit(None).cast("long").alias("source_row"),
@@ -228,7 +232,24 @@ def ingest_spark(
     report.redactions = {k: redactions[k] for k in sorted(redactions)}
     report.rows_in = df.count()
     shutil.rmtree(staged, ignore_errors=True)
+    # What the file holds, counted apart from Spark's reader: its rows must all be there (Spark reads each
+    # text line as one record, so a quoted value spanning lines cannot reconcile: the DuckDB engine reads those).
+    report.counted = count_source(path, fmt)
+    header = 1 if fmt in ("csv", "tsv") else 0
+    report.accounted = report.rows_in + (header + _blank_lines(path, fmt) if fmt != "parquet" else 0)
+    if report.accounted != report.counted:
+        for name in ("events.parquet", "quarantine.parquet"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        raise IngestError(
+            f"{path}: Spark read {report.rows_in:,} records where the file has {report.counted - header:,} lines "
+            "of data (quoted values spanning lines?); run ingest with --engine duckdb, which reads them"
+        )
     return report.finish(out, started)
+
+
+def _blank_lines(path: Path, fmt: str) -> int:
+    """Lines Spark's reader skips: empty ones (CSV), or only white space (JSON Lines)."""
+    return sum(1 for line in physical_lines(path) if not (line.strip() if fmt == "jsonl" else line))
 
 
 def _spark_schema(spark: SparkSession, arrow_schema: pa.Schema) -> Any:

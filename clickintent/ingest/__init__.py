@@ -123,8 +123,7 @@ def check_mapping(columns: list[str], options: IngestOptions, delimiter: str | N
     problems = []
     if missing:
         problems.append(
-            "missing required column(s) "
-            + ", ".join(f"{c!r} (source {options.mapping.get(c, c)!r})" for c in missing)
+            "missing required column(s) " + ", ".join(f"{c!r} (source {options.mapping.get(c, c)!r})" for c in missing)
         )
     if absent:
         problems.append(f"mapped source column(s) not in the file: {absent}")
@@ -222,7 +221,7 @@ def _read(
     redactions: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     examples = Examples(options.mapping)
-    staged_schema = schema.EVENTS.append(pa.field(SOURCE_KEY, pa.binary(16)))
+    staged_schema = schema.EVENTS.append(pa.field(SOURCE_KEY, pa.binary()))
     events_writer = pq.ParquetWriter(staging / "staged.parquet", staged_schema)
     quarantine_writer = pq.ParquetWriter(staging / "quarantine.parquet", schema.QUARANTINE)
     n_staged = 0

@@ -33,7 +33,8 @@ _HINTS = (
     ("malformed JSON", "export one JSON object per line"),
 )
 # The column whose value shows the problem best, per reason (otherwise the whole row is the example).
-_COLUMN = {"unparseable ts": "ts", "ts out of range": "ts", "invalid dwell_ms": "dwell_ms", "invalid platform": "platform"}
+_COLUMN = {"unparseable ts": "ts", "ts out of range": "ts", "invalid dwell_ms": "dwell_ms",
+           "invalid platform": "platform"}  # fmt: skip
 
 
 def hint(reason: str) -> str:

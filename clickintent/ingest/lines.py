@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 MAX_RECORD_LINES = 100  # a quoted value may span this many lines; beyond, its opening quote is unterminated
 MAX_RECORD_BYTES = 8 << 20  # the longest record (and line) read; longer lines are rejected
@@ -60,11 +60,10 @@ def physical_lines(path: Path) -> Iterator[bytes]:
             yield rest
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):  # a tuple: one is made per line, so it must be cheap
     line: int  # 1-based line of the file where the record starts
-    n_lines: int  # physical lines it takes (0 for nothing: never yielded)
-    text: str | None  # the record's text (lines joined by "\n"), None when rejected
+    n_lines: int  # physical lines it takes
+    text: str | None  # the record's text (lines joined by "\n"), None when rejected or blank
     problem: str | None = None  # why it was rejected
     raw: str = ""  # the rejected text, decoded leniently, for the quarantine
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clickintent.ingest.lines import MAX_RECORD_BYTES, count_lines, csv_records, physical_lines
+from clickintent.ingest.lines import MAX_RECORD_BYTES, Record, count_lines, csv_records, physical_lines
 
 FORMATS = ("csv", "tsv", "parquet", "jsonl")
 # The csv module refuses fields over 128 KiB by default; a record may be as long as the line reader allows.
@@ -65,9 +65,7 @@ def _first_line(path: Path) -> str:
     try:
         return head.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise IngestError(
-            f"{path}: the header line is not UTF-8 ({exc.reason}); re-encode the file as UTF-8"
-        ) from exc
+        raise IngestError(f"{path}: the header line is not UTF-8 ({exc.reason}); re-encode the file as UTF-8") from exc
 
 
 def sniff_delimiter(header: str) -> str:
@@ -209,40 +207,72 @@ def _records_batch(records: list[dict[str, object]]) -> pa.RecordBatch:
 
 
 def _csv(path: Path, names: list[str], delim: str, batch_rows: int) -> Iterator[RawBatch]:
-    """CSV records (`lines.csv_records`) parsed by the `csv` module, one record at a time, strictly."""
+    """CSV records (`lines.csv_records`) parsed by one strict `csv` reader, fed one record at a time."""
     if len(set(names)) != len(names):
         raise IngestError(f"{path}: the header repeats a column name: {names}")
     lines = physical_lines(path)
     next(lines)  # the header, already read by read_columns
-    columns: list[list[str]] = [[] for _ in names]
-    rejects: list[tuple[int, str, str]] = []
-    first, rows, accounted = 1, 0, 1  # the header line is accounted for by the first batch
-    for rec in csv_records(lines, delim, first_line=2):
-        accounted += rec.n_lines
-        if rec.text is None:
-            if rec.problem is not None:
-                rejects.append((rec.line, rec.problem, rec.raw))
-            continue
+    feed = _Feed(csv_records(lines, delim, first_line=2))
+    reader = csv.reader(feed, delimiter=delim, strict=True)
+    rows: list[list[str]] = []
+    first = 1
+    while True:
+        fed = feed.fed
         try:
-            values = next(csv.reader((rec.text,), delimiter=delim, strict=True))
-        except csv.Error as exc:  # strict: text after a closing quote, or a quote inside an unquoted value
-            rejects.append((rec.line, "misplaced quote" if "field limit" not in str(exc) else
-                            "line longer than the reader's limit", rec.text))  # fmt: skip
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # strict: text after a closing quote (or a value over the size limit)
+            reason = "line longer than the reader's limit" if "field limit" in str(exc) else "misplaced quote"
+            feed.reject(reason)
             continue
+        finally:
+            if feed.fed > fed + 1:  # the csv module read past the record the splitter made: never expected
+                raise IngestError(f"{path}: CSV records out of step near line {feed.current.line}; please report it")
         if len(values) != len(names):
-            reason = "too many columns" if len(values) > len(names) else "too few columns"
-            rejects.append((rec.line, reason, rec.text))
-            continue
-        for column, value in zip(columns, values, strict=True):
-            column.append(value)
-        rows += 1
-        if rows >= batch_rows:
-            yield RawBatch(_text_batch(names, columns), first, rejects, accounted)
-            first += rows
-            columns, rejects, rows, accounted = [[] for _ in names], [], 0, 0
+            feed.reject("too many columns" if len(values) > len(names) else "too few columns")
+        else:
+            rows.append(values)
+        if len(rows) >= batch_rows:
+            yield RawBatch(_text_batch(names, rows), first, *feed.take())
+            first += len(rows)
+            rows = []
+    rejects, accounted = feed.take()
     if rows or rejects or accounted:
-        yield RawBatch(_text_batch(names, columns), first, rejects, accounted)
+        yield RawBatch(_text_batch(names, rows), first, rejects, accounted)
 
 
-def _text_batch(names: list[str], columns: list[list[str]]) -> pa.RecordBatch:
+class _Feed:
+    """Record texts for the csv reader; blank and unreadable records are accounted for on the way."""
+
+    def __init__(self, records: Iterator[Record]) -> None:
+        self.records = records
+        self.rejects: list[tuple[int, str, str]] = []
+        self.accounted = 1  # the header line, counted in the first batch
+        self.fed = 0
+        self.current = Record(1, 1, None)
+
+    def __iter__(self) -> Iterator[str]:
+        for rec in self.records:
+            self.accounted += rec.n_lines
+            if rec.text is None:
+                if rec.problem is not None:
+                    self.rejects.append((rec.line, rec.problem, rec.raw))
+                continue
+            self.current = rec
+            self.fed += 1
+            yield rec.text
+
+    def reject(self, reason: str) -> None:
+        self.rejects.append((self.current.line, reason, self.current.text or ""))
+
+    def take(self) -> tuple[list[tuple[int, str, str]], int]:
+        """The rejects and lines accounted since the last call."""
+        out = self.rejects, self.accounted
+        self.rejects, self.accounted = [], 0
+        return out
+
+
+def _text_batch(names: list[str], rows: list[list[str]]) -> pa.RecordBatch:
+    columns = list(zip(*rows)) if rows else [() for _ in names]  # noqa: B905 - rows were checked
     return pa.RecordBatch.from_arrays([pa.array(c, pa.string()) for c in columns], names=names)

@@ -246,7 +246,8 @@ def source_keys(batch: pa.RecordBatch) -> pa.Array:
             total += np.where(pc.is_valid(text).to_numpy(zero_copy_only=False), h, np.uint64(0))
         halves.append(_mix(total))
     data = np.stack(halves, axis=1).astype("<u8").tobytes() if n else b""
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(data)])
+    keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(data)])
+    return keys.cast(pa.binary())  # variable-length binary: Spark's Arrow bridge has no fixed-size type
 
 
 _KEY_SEEDS = ("clickintent-k-lo", "clickintent-k-hi")  # pandas' hash keys are 16 bytes
@@ -270,9 +271,7 @@ def transform_batch(
 
     for column, limit in MAX_CHARS.items():
         if column in cols:
-            reasons.flag(
-                pc.greater(pc.utf8_length(cols[column]), limit), f"{column} longer than {limit} chars"
-            )
+            reasons.flag(pc.greater(pc.utf8_length(cols[column]), limit), f"{column} longer than {limit} chars")
     for column in MAX_CHARS:
         reasons.flag(pc.match_substring(cols[column], "\ufffd"), f"invalid UTF-8 in {column}")
     for column in schema.REQUIRED_COLUMNS:
@@ -297,9 +296,7 @@ def transform_batch(
         event_type = pa.array([options.default_event_type] * n, pa.string())
     if options.source("platform") in names:
         platform = pc.utf8_lower(cols["platform"])
-        reasons.flag(
-            pc.invert(pc.fill_null(pc.is_in(platform, pa.array(schema.PLATFORMS)), False)), "invalid platform"
-        )
+        reasons.flag(pc.invert(pc.fill_null(pc.is_in(platform, pa.array(schema.PLATFORMS)), False)), "invalid platform")
     else:
         platform = pa.array([options.platform] * n, pa.string())
 
