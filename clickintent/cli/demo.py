@@ -155,6 +155,13 @@ def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
     evaluation.json exist. Missing parts are listed as not available.
     """
     out = out or run_dir / "report.html"
+    known = ("ingest_report.json", "sessions.parquet", "embeddings.parquet", "taxonomy.json", "labels.parquet",
+             "evaluation.json", "data/ingest_report.json")  # fmt: skip
+    if not any((run_dir / name).exists() for name in known):
+        raise click.ClickException(
+            f"{run_dir} holds no clickintent outputs (none of {', '.join(known[:6])}); give the folder of a run: "
+            "what `clickintent demo --out DIR` wrote, or one holding ingest_report.json and sessions.parquet"
+        )
     if (run_dir / "data" / "ingest_report.json").exists():  # the demo's layout
         data = run_dir / "data"
         sim_dir = sim_dir or ((run_dir / "sim") if (run_dir / "sim" / "truth").exists() else None)

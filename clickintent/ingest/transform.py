@@ -163,9 +163,10 @@ def _as_string(values: pa.Array) -> pa.Array:
         return pa.array([None if v is None else json.dumps(v, ensure_ascii=False, default=str)
                          for v in values.to_pylist()], pa.string())  # fmt: skip
     if pa.types.is_floating(t):
-        finite = pc.fill_null(pc.is_finite(values), False)
-        as_int = pc.cast(pc.if_else(finite, values, 0), pa.int64(), safe=False)
-        whole = pc.and_(finite, pc.fill_null(pc.equal(pc.cast(as_int, t), values), False))
+        # Whole numbers an int64 holds exactly (|x| < 2**53) print as integers; inf, 1e30 and the like as floats.
+        exact = pc.fill_null(pc.and_(pc.is_finite(values), pc.less(pc.abs(values), 2.0**53)), False)
+        as_int = pc.cast(pc.if_else(exact, values, 0), pa.int64(), safe=False)
+        whole = pc.and_(exact, pc.fill_null(pc.equal(pc.cast(as_int, t), values), False))
         return pc.if_else(whole, pc.cast(as_int, pa.string()), pc.cast(values, pa.string()))
     return pc.cast(values, pa.string())
 
