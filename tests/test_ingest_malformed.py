@@ -4,7 +4,7 @@ of the file is kept, and "rows in" is checked against what the file holds, count
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -82,7 +82,7 @@ def test_jsonl_values_too_deep_too_long_or_infinite(tmp_path: Path) -> None:
 
 def test_parquet_with_nested_binary_infinite_and_nanosecond_values(tmp_path: Path) -> None:
     n = 6
-    ts = pd.Series(pd.to_datetime([T0] * n, utc=True)) + pd.to_timedelta([0, 1, 2, 3, 4, 5], unit="ns")
+    ts = pd.Series(pd.to_datetime([T0] * n, utc=True)) + pd.to_timedelta([0, 999, 2, 3, 4, 1_000_999], unit="ns")
     table = pa.table(
         {
             "visitor_id": [f"v{i}" for i in range(n)],
@@ -100,7 +100,9 @@ def test_parquet_with_nested_binary_infinite_and_nanosecond_values(tmp_path: Pat
     assert reasons(tmp_path / "out") == {3: "invalid UTF-8 in url", 4: "invalid dwell_ms", 5: "invalid dwell_ms"}
     events = pq.read_table(tmp_path / "out" / "events.parquet").to_pylist()
     assert sorted(e["visitor_id"] for e in events) == ["v0", "v1", "v5"]
-    assert {e["ts"] for e in events} == {datetime(2025, 3, 1, 9, tzinfo=UTC)}  # nanoseconds floored to microseconds
+    # nanoseconds floored to microseconds, exactly (999 ns is 0 us, not the 1 us float64 nanoseconds round to)
+    t0 = datetime(2025, 3, 1, 9, tzinfo=UTC)
+    assert {e["visitor_id"]: e["ts"] for e in events} == {"v0": t0, "v1": t0, "v5": t0 + timedelta(microseconds=1000)}
 
 
 @pytest.mark.parametrize("content", [b"", b"\x00\x01 not parquet \xff" * 100], ids=["empty", "random bytes"])
@@ -121,3 +123,15 @@ def test_a_reader_that_stops_early_fails_loudly(tmp_path: Path, monkeypatch: pyt
         ingest(tmp_path / "e.csv", tmp_path / "out", IngestOptions(batch_rows=10))
     assert not (tmp_path / "out" / "events.parquet").exists()
     assert json.loads((tmp_path / "out" / "ingest_report.json").read_text())["counted"] == 31
+
+
+def test_ingest_replaces_the_folders_a_spark_run_left(tmp_path: Path) -> None:
+    """`--engine spark` writes events.parquet and quarantine.parquet as folders of part files; a DuckDB run into
+    the same --out replaces them instead of failing on a folder."""
+    (tmp_path / "e.csv").write_text("visitor_id,ts,url\n" + "".join(f"v{i},{T0},/p{i}\n" for i in range(3)) + "v,x,/\n")
+    for name in ("events.parquet", "quarantine.parquet"):
+        (tmp_path / "out" / name).mkdir(parents=True)
+        (tmp_path / "out" / name / "part-0.parquet").write_bytes(b"old")
+    report = ingest(tmp_path / "e.csv", tmp_path / "out")
+    assert (report.rows_out, report.quarantined) == (3, 1)
+    assert pq.read_table(tmp_path / "out" / "events.parquet").num_rows == 3

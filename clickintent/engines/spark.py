@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from clickintent import schema
 from clickintent.ingest import IngestError, IngestOptions, IngestReport, open_source
+from clickintent.ingest.diagnose import EXAMPLES, Examples, problem
 from clickintent.ingest.lines import physical_lines
 from clickintent.ingest.readers import count_source
 from clickintent.ingest.transform import SOURCE_KEY, TransformOptions, detect_ts_unit, transform_batch
@@ -244,6 +245,20 @@ def ingest_spark(
             f"{path}: Spark read {report.rows_in:,} records where the file has {report.counted - header:,} lines "
             "of data (quoted values spanning lines?); run ingest with --engine duckdb, which reads them"
         )
+    # As on DuckDB: a run that keeps nothing fails with its main reason, examples and the fix.
+    examples = Examples(options.mapping)
+    if reasons:
+        top = next(iter(report.quarantine_reasons))  # the most common reason, as `problem` picks it
+        written = spark.read.parquet(str(out / "quarantine.parquet"))
+        examples.add_quarantine(written.filter(F.col("reason") == top).limit(EXAMPLES).toArrow())
+    report.problem = problem(report.rows_in, report.rows_out, Counter(reasons), examples)
+    if report.rows_out == 0:
+        shutil.rmtree(out / "events.parquet", ignore_errors=True)
+        if report.rows_in == 0:
+            shutil.rmtree(out / "quarantine.parquet", ignore_errors=True)
+            raise IngestError(f"{path}: {report.problem}.")
+        report.finish(out, started, events=False)
+        raise IngestError(f"{path}: {report.problem}. See {out / 'quarantine.parquet'}.")
     return report.finish(out, started)
 
 

@@ -195,8 +195,9 @@ def ingest(
         except IngestError:
             (out / "ingest_report.json").write_text(report.to_json())
             raise
-        (out / "events.parquet").unlink(missing_ok=True)  # a previous run's, never left beside this run's report
+        _remove(out / "events.parquet")  # a previous run's, never left beside this run's report
         if report.rows_in:
+            _remove(out / "quarantine.parquet")
             (staging / "quarantine.parquet").replace(out / "quarantine.parquet")
         if report.rows_out:
             (staging / "events.parquet").replace(out / "events.parquet")
@@ -210,6 +211,14 @@ def ingest(
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
     return report.finish(out, started)
+
+
+def _remove(path: Path) -> None:
+    """A file, or the part-file folder `--engine spark` wrote in its place."""
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _read(

@@ -98,12 +98,18 @@ def _canonical_iso(text: pd.Series) -> pd.Series:
 
 def _timestamp_micros(values: pa.Array) -> np.ndarray:
     """A timestamp column (any unit, any zone; naive means UTC) as float64 UTC microseconds, NaN for nulls.
-    Nanoseconds are floored to microseconds; values too large for microseconds become NaN."""
+    Nanoseconds are floored to microseconds in integers (a float64 of nanoseconds since 1970 is only good to
+    256 ns); float64 microseconds are exact to 2**53, beyond year 2200."""
+    ints = pc.cast(values, pa.int64())
+    valid = pc.is_valid(ints).to_numpy(zero_copy_only=False)
+    raw = pc.fill_null(ints, 0).to_numpy(zero_copy_only=False)
     unit = values.type.unit
-    raw = pc.cast(values, pa.int64()).to_numpy(zero_copy_only=False).astype("float64")
     if unit == "ns":
-        return np.floor(raw / 1000)
-    return raw * {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+        micros = (raw // 1000).astype("float64")
+    else:
+        micros = raw.astype("float64") * {"s": 1_000_000, "ms": 1_000, "us": 1}[unit]
+    micros[~valid] = np.nan
+    return micros
 
 
 def parse_ts(values: pa.Array, unit: str) -> pa.Array:
