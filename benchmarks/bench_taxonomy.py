@@ -236,8 +236,12 @@ def main() -> None:
     ap.add_argument("--label-sample", type=int, default=300, help="sessions the LLM labels and all are scored on")
     ap.add_argument("--max-labels", type=int, default=20, help="taxonomy bound (the world has 18 intents)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="build seeds; two give stability")
-    ap.add_argument("--neighbours", type=int, default=0,
-                    help="also label L showing each session its K nearest taxonomy examples (cluster+llm+neighbours)")
+    ap.add_argument(
+        "--neighbours",
+        type=int,
+        default=0,
+        help="also label L showing each session its K nearest taxonomy examples (cluster+llm+neighbours)",
+    )
     ap.add_argument("--llm", choices=["local", "openai"], default="local", help="backend")
     ap.add_argument("--llm-base-url", default=None, help="openai backend URL (runs llm mode too)")
     ap.add_argument("--llm-model", default=None, help="openai backend model")

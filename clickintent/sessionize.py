@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clickintent import schema
+from clickintent.inputs import EVENTS, resolve_rows
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def sessionize_sql(engine: str, events: str, options: SessionizeOptions) -> str:
 def sessionize(
     events_path: str | Path, out_path: str | Path, options: SessionizeOptions | None = None
 ) -> SessionizeReport:
-    """Sessionize an events.parquet file into sessions.parquet, in-process with DuckDB.
+    """Sessionize an events.parquet file (or the folder ingest wrote) into sessions.parquet, with DuckDB.
 
     Reads the events in the order of `ORDER` (ingest writes them that way and says so in the file's
     metadata; any other file is sorted by DuckDB, which spills to disk under `memory_limit`), then
@@ -158,6 +159,9 @@ def sessionize(
     options = options or SessionizeOptions()
     _check(options)
     started = time.perf_counter()
+    # The events file, or the folder ingest wrote it in; refused with a clear message when it is anything
+    # else (quarantine.parquet, sessions) or holds no events.
+    events_path = resolve_rows(events_path, EVENTS, "sessionize")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"memory_limit": options.memory_limit, "threads": options.threads})
@@ -166,8 +170,9 @@ def sessionize(
     ids_con = duckdb.connect()  # its own connection: `con` may be streaming sorted rows in another thread
     # Text columns travel dictionary-encoded from the events file to the sessions file (3x faster to
     # read, 1.5x to write); without the Arrow schema stored, every reader sees plain strings.
+    partial = out.with_name(out.name + ".partial")  # moved into place only when every session is written
     writer = pq.ParquetWriter(
-        out, _WRITE_SCHEMA, compression="lz4", store_schema=False, write_statistics=list(_STAT_COLUMNS)
+        partial, _WRITE_SCHEMA, compression="lz4", store_schema=False, write_statistics=list(_STAT_COLUMNS)
     )
     totals = [0, 0, 0]  # events, sessions, linked sessions
 
@@ -180,20 +185,24 @@ def sessionize(
     # Three stages on two cores: read ahead, cut, and write the previous batch while cutting the next.
     with ThreadPoolExecutor(max_workers=1) as writer_pool:
         pending: Future[None] | None = None
+        done_ok = False
         try:
-            for done in _whole_groups(
-                _prefetch(_ordered_batches(con, Path(events_path), options.batch_rows))
-            ):
+            for done in _whole_groups(_prefetch(_ordered_batches(con, events_path, options.batch_rows))):
                 sessions = cut_sessions(done, options, ids_con)
                 if pending is not None:
                     pending.result()
                 pending = writer_pool.submit(write, sessions)
             if pending is not None:
                 pending.result()
+            done_ok = True
         finally:
             writer.close()
             con.close()
             ids_con.close()
+            if done_ok:
+                partial.replace(out)
+            else:
+                partial.unlink(missing_ok=True)
     n_events, n_sessions, n_linked = totals
     return SessionizeReport(
         engine="duckdb",
@@ -225,7 +234,8 @@ def _ordered_batches(con: duckdb.DuckDBPyConnection, path: Path, batch_rows: int
     if path.is_file() and _is_ordered(path):
         yield from pq.ParquetFile(path, read_dictionary=_DICT_COLUMNS).iter_batches(batch_size=batch_rows)
         return
-    rel = con.sql(f"SELECT {', '.join(schema.EVENTS.names)} FROM read_parquet('{path}') ORDER BY {ORDER}")
+    source = path / "*.parquet" if path.is_dir() else path  # a Spark part-file directory: its parts only
+    rel = con.sql(f"SELECT {', '.join(schema.EVENTS.names)} FROM read_parquet('{source}') ORDER BY {ORDER}")
     yield from rel.to_arrow_reader(batch_rows)
 
 
@@ -367,9 +377,7 @@ def cut_sessions(
     first_eligible = np.minimum.reduceat(np.where(eligible, idx, n), starts)
     customers = pa.concat_arrays([customer, pa.nulls(1, pa.string())]).take(pa.array(first_eligible))
 
-    fields = [
-        dwell if f == "dwell_ms" else events.column(f).combine_chunks() for f in schema.SESSION_EVENT_FIELDS
-    ]
+    fields = [dwell if f == "dwell_ms" else events.column(f).combine_chunks() for f in schema.SESSION_EVENT_FIELDS]
     struct = pa.StructArray.from_arrays(fields, fields=list(_EVENT_STRUCT))
     ts_col = events.column("ts").combine_chunks()
     return pa.Table.from_pydict(

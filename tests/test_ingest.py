@@ -96,10 +96,10 @@ def test_empty_file_is_a_clear_error(tmp_path: Path) -> None:
         ingest(tmp_path / "empty.csv", tmp_path / "out")
 
 
-def test_header_only_gives_zero_rows(tmp_path: Path) -> None:
-    report = ingest(write_csv(tmp_path / "in.csv", []), tmp_path / "out", IngestOptions(mapping=MAPPING))
-    assert (report.rows_in, report.rows_out) == (0, 0)
-    assert read_events(tmp_path / "out").num_rows == 0
+def test_header_only_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match="holds no rows"):
+        ingest(write_csv(tmp_path / "in.csv", []), tmp_path / "out", IngestOptions(mapping=MAPPING))
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_rows_are_quarantined_with_reasons_and_nothing_is_lost(tmp_path: Path) -> None:
@@ -166,11 +166,13 @@ def test_epoch_units_are_detected(tmp_path: Path, values: list[str], unit: str) 
 
 def test_epoch_unit_can_be_overridden(tmp_path: Path) -> None:
     rows = [["a", "1709287200", "/x", "T", "click", ""]]
-    report = ingest(
-        write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING, ts_unit="ms")
-    )
-    # read as milliseconds that is January 1970: outside the plausible range, so quarantined with a hint
-    assert report.quarantine_reasons == {"ts out of range 1990..2100 (check --ts-unit)": 1}
+    # read as milliseconds that is January 1970: outside the plausible range, so quarantined, and with no
+    # row left the run fails naming the reason, the value and the option
+    with pytest.raises(IngestError, match=r"no row was kept.*ts out of range.*'1709287200'.*--ts-unit"):
+        ingest(write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING, ts_unit="ms"))
+    report = json.loads((tmp_path / "out" / "ingest_report.json").read_text())
+    assert report["quarantine_reasons"] == {"ts out of range 1990..2100 (check --ts-unit)": 1}
+    assert not (tmp_path / "out" / "events.parquet").exists()
 
 
 def test_source_session_ids_are_kept(tmp_path: Path) -> None:
@@ -189,3 +191,53 @@ def test_large_input_under_a_small_memory_limit(tmp_path: Path) -> None:
     options = IngestOptions(mapping=MAPPING, memory_limit="64MB", batch_rows=20_000, threads=1)
     report = ingest(path, tmp_path / "out", options)
     assert report.rows_out == n and report.reconciles
+
+
+@pytest.mark.parametrize(
+    ("text", "utc"),
+    [
+        ("2019-10-01 00:00:00 UTC", "2019-10-01T00:00:00"),  # how BigQuery writes a TIMESTAMP as text
+        ("2019-10-01T00:00:00Z", "2019-10-01T00:00:00"),
+        ("2019-10-01 02:00:00+02:00", "2019-10-01T00:00:00"),
+        ("2019-10-01T02:00:00+0200", "2019-10-01T00:00:00"),
+        ("2019-10-01 05:30:00 +05:30", "2019-10-01T00:00:00"),
+        ("2019-09-30T22:00:00-02", "2019-10-01T00:00:00"),
+        ("2019-10-01 00:00:00.123456 UTC", "2019-10-01T00:00:00.123456"),
+        ("2019-10-01T00:00:00,5Z", "2019-10-01T00:00:00.5"),
+        ("2019-10-01 00:00 GMT", "2019-10-01T00:00:00"),
+        ("2019-10-01", "2019-10-01T00:00:00"),  # a date alone is midnight UTC
+        ("2019-10-01T00:00:00", "2019-10-01T00:00:00"),  # no zone means UTC
+    ],
+)
+def test_text_timestamps_in_the_forms_exports_write(tmp_path: Path, text: str, utc: str) -> None:
+    quoted = f'"{text}"' if "," in text else text
+    rows = [["a", quoted, "/x", "T", "click", ""], ["b", "2019-10-01T00:00:00Z", "/y", "T", "click", ""]]
+    report = ingest(write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING))
+    assert report.quarantined == 0, report.quarantine_reasons
+    got = {r["visitor_id"]: r["ts"] for r in read_events(tmp_path / "out").to_pylist()}
+    assert got["a"] == datetime.fromisoformat(utc).replace(tzinfo=UTC)
+
+
+def test_most_rows_bad_for_one_reason_is_reported_with_examples_and_the_fix(tmp_path: Path) -> None:
+    rows = [["a", f"day {i}", "/x", "T", "click", ""] for i in range(6)]
+    rows += [["b", f"2024-03-01T10:0{i}:00Z", "/x", "T", "click", ""] for i in range(4)]
+    report = ingest(write_csv(tmp_path / "in.csv", rows), tmp_path / "out", IngestOptions(mapping=MAPPING))
+    assert report.rows_out == 4
+    assert report.problem == (
+        "6 of 10 rows quarantined as 'unparseable ts' (e.g. 'day 0', 'day 1', 'day 2'); map the column that "
+        "holds the time with --map ts=SOURCE, or set --ts-unit"
+    )
+    few = ingest(write_csv(tmp_path / "few.csv", rows[4:]), tmp_path / "few", IngestOptions(mapping=MAPPING))
+    assert few.quarantined == 2 and few.problem is None  # a minority of bad rows is no problem to report
+
+
+def test_duplicates_are_repeated_source_rows_not_rows_that_map_alike(tmp_path: Path) -> None:
+    """An item-view log whose time is a date plus an offset column: rows that differ only in the offset (not
+    mapped) are distinct events and are kept; a repeated line is a duplicate (issue 16)."""
+    header = ["Visitor", "Day", "Offset", "Item"]
+    rows = [["a", "2024-03-01", "1", "/i1"], ["a", "2024-03-01", "2", "/i1"], ["a", "2024-03-01", "2", "/i1"]]
+    mapping = {"visitor_id": "Visitor", "ts": "Day", "url": "Item"}
+    path = write_csv(tmp_path / "in.csv", rows, header=header)
+    report = ingest(path, tmp_path / "out", IngestOptions(mapping=mapping))
+    assert (report.rows_in, report.rows_out, report.duplicates) == (3, 2, 1)
+    assert read_events(tmp_path / "out").num_rows == 2

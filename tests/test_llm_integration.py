@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 FEW_SHOT = "Q: What is the capital of France?\nA: Paris\nQ: What is the capital of Italy?\nA:"
 CITIES = ("Rome", "Paris", "Madrid", "Berlin")
+FIRST_TOKEN_TOL = 0.25  # one first token on two llama.cpp code paths (measured: tests/test_llm_local_batch.py)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real llama-cpp-python OpenAI-compatible server, started for this module and stopped after it."""
+    """A real llama-cpp-python OpenAI-compatible server, started for this module and stopped after it.
+
+    `python -m llama_cpp.server` has no switch for llama.cpp's extra buffer types, so a build with AMX
+    kernels would crash on the first completion (issue 16): such a build fails here with the fix instead."""
+    import llama_cpp
+
+    info = llama_cpp.llama_print_system_info().decode()
+    if "AMX_INT8 = 1" in info:
+        pytest.fail(f"llama-cpp-python was built with AMX ({info.strip()}); reinstall it with `make` (README)")
     port = _free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "gemma-3-270m",
@@ -104,10 +113,12 @@ def test_local_scores_every_choice_and_reuses_the_prompt_cache(local: LLM) -> No
     assert c.choice_logprobs is not None and set(c.choice_logprobs) == set(CITIES)
     assert c.text == max(CITIES, key=lambda k: c.choice_logprobs[k])  # type: ignore[index]
     assert sum(math.exp(v) for v in c.choice_logprobs.values()) <= 1.0 + 1e-6
-    # Greedy generation agrees with the scores: its first answer token has the choice's probability.
+    # Greedy generation agrees with the scores: the same answer, its first token with the choice's probability
+    # as another code path computes it (a re-scoring decode of a few tokens, not the batch of 8+): equal on the
+    # AVX2 build, 0.015 apart on an AVX-512 one (tests/test_llm_local_batch.py says why, and the bound).
     g = local.run_one(Request(FEW_SHOT, max_tokens=4, stop=("\n",), logprobs=True), "completion")
     assert g.text.strip() == c.text and g.token_logprobs is not None
-    assert g.token_logprobs[0] == pytest.approx(c.choice_logprobs[c.text], abs=1e-3)
+    assert g.token_logprobs[0] == pytest.approx(c.choice_logprobs[c.text], abs=FIRST_TOKEN_TOL)
     # Scoring again after a generation (different KV-cache state) gives the same numbers.
     again = local.run_one(Request(FEW_SHOT, choices=CITIES, seed=1), "labels")
     assert again.choice_logprobs == pytest.approx(c.choice_logprobs, abs=1e-3)

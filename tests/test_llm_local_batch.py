@@ -1,14 +1,21 @@
 """The local backend scores every choice in one llama.cpp batch (a token trie over parallel KV-cache
 sequences): the real Gemma 3 270M against the one-decode-per-choice path, plus the batch plan helpers.
 
-Why not everything to 1e-3: llama.cpp's CPU kernels round differently depending on how many tokens a decode
-holds (2-7 tokens take another path than 1 or 8+) and on where a token's cells sit in the KV cache, and on
-this 4-bit model a last-bit difference grows to ~0.1-0.5 of a log-probability by the last layer. The
-per-choice path decodes [prompt's last token, choice tokens] alone, 1-4 tokens, so even there " Card" gets a
-different log-probability as the choice "Card" (1 token) than as the start of "Card activation lock" (3).
-What is held to 1e-3: single-token choices (both paths read the prompt's last token with the same cells);
-one batch gives every choice sharing a first token the same first log-probability; and a batched score
-depends only on the prompt and the choices, not on what the cache held before. The rest is bounded.
+What holds on every CPU, and what is only bounded (issue 16). llama.cpp's CPU kernels round differently
+with the number of tokens in a decode (the per-choice path decodes [prompt's last token, choice tokens],
+1-4 tokens; the batch 8 or more) and with the instructions the build uses, and on this 4-bit model a
+last-bit difference grows to a tenth of a log-probability or more by the last layer. Measured with
+`python -m benchmarks.bench_llm_paths` (docs/BENCHMARKS.md, issue 16), batched vs per-choice on one build:
+first tokens up to 0.093 apart on the AVX2 build the Makefile installs and 0.158 on an AVX-512 build
+(-march=native on an AMD EPYC), whole choices 0.161 and 0.249; the same path on the two builds: whole
+choices up to 0.76 apart, but the top choice was the same everywhere. So:
+- exact (1e-6) only where both numbers come from the same computation: one row of one batch predicts
+  every first token that choices share; the same prompt and choices give the same scores whatever the
+  cache held before;
+- the same top choice on both paths, and a ranking that differs only between choices closer than
+  FIRST_TOKEN_TOL;
+- first tokens within FIRST_TOKEN_TOL and whole choices within CHOICE_TOL (about 1.6x and 3x the largest
+  difference measured between the paths).
 """
 
 from __future__ import annotations
@@ -50,6 +57,10 @@ VISITS = (
     '1. login page="/app/login"\n2. page_view page="/app/disputes/new" title="Dispute a charge"',
     '1. page_view page="/invest" title="Investing"\n2. page_view page="/invest/ira" title="Open an IRA"',
 )
+
+
+FIRST_TOKEN_TOL = 0.25  # |batched - per-choice| of a first token's log-probability: measured up to 0.158
+CHOICE_TOL = 0.75  # the same for a whole choice (the sum of its tokens): measured up to 0.249
 
 
 def prompt(visit: str) -> str:
@@ -115,11 +126,15 @@ def test_batched_logprobs_match_one_decode_per_choice(backends: tuple) -> None:
         assert len({len(v) for v in got.values()}) >= 3, "choices of several token lengths"
         for name in LABELS:
             assert len(got[name]) == len(want[name])
-            if len(got[name]) == 1:
-                assert got[name][0] == pytest.approx(want[name][0], abs=1e-3), name
-            assert got[name][0] == pytest.approx(want[name][0], abs=0.25), name
-            assert sum(got[name]) == pytest.approx(sum(want[name]), abs=0.75), name
-        assert max(LABELS, key=lambda n: sum(got[n])) == max(LABELS, key=lambda n: sum(want[n]))
+            assert got[name][0] == pytest.approx(want[name][0], abs=FIRST_TOKEN_TOL), name
+            assert sum(got[name]) == pytest.approx(sum(want[name]), abs=CHOICE_TOL), name
+        a = {n: sum(got[n]) for n in LABELS}
+        b = {n: sum(want[n]) for n in LABELS}
+        assert max(LABELS, key=a.__getitem__) == max(LABELS, key=b.__getitem__)
+        for x in LABELS:  # a pair may swap places only when the two are within the first-token tolerance
+            for y in LABELS:
+                if (a[x] - a[y]) * (b[x] - b[y]) < 0:
+                    assert max(abs(a[x] - a[y]), abs(b[x] - b[y])) < FIRST_TOKEN_TOL, (x, y)
         # One row predicts every first token: "Card" and "Card activation lock" start alike.
         assert got["Card"][0] == pytest.approx(got["Card activation lock"][0], abs=1e-6)
         assert got["Mortgage purchase"][0] == pytest.approx(got["Mortgage refinance"][0], abs=1e-6)
@@ -163,7 +178,8 @@ def test_more_choices_than_sequences_are_scored_in_several_batches(gguf: Path, b
     got = small.choice_token_logprobs(prompt(VISITS[0]), LABELS)
     want = batched.choice_token_logprobs(prompt(VISITS[0]), LABELS)
     for name in LABELS:
-        assert got[name][0] == pytest.approx(want[name][0], abs=1e-3), name  # the same root row in every batch
-        assert sum(got[name]) == pytest.approx(sum(want[name]), abs=0.75), name
+        # Batches of other sizes: the root row is computed in each, alike but not bit for bit.
+        assert got[name][0] == pytest.approx(want[name][0], abs=FIRST_TOKEN_TOL), name
+        assert sum(got[name]) == pytest.approx(sum(want[name]), abs=CHOICE_TOL), name
     again = small.choice_token_logprobs(prompt(VISITS[0]), LABELS)
     assert all(again[n] == pytest.approx(got[n], abs=1e-6) for n in LABELS)

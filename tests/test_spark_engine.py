@@ -79,3 +79,20 @@ def test_spark_equals_duckdb_on_real_data(spark: Any, tmp_path: Path, yoochoose_
     sessionize_spark(spark, tmp_path / "duck" / "events.parquet", tmp_path / "spark-sessions.parquet")
     a = pq.read_table(tmp_path / "duck" / "sessions.parquet").cast(schema.SESSIONS).sort_by("session_id")
     assert a.equals(read(tmp_path / "spark-sessions.parquet", schema.SESSIONS, ["session_id"]))
+
+
+def test_spark_keeps_rows_distinct_in_the_source_and_fails_when_it_keeps_nothing(spark: Any, tmp_path: Path) -> None:
+    """Issue 16 on the Spark engine: a duplicate is a repeated source row (an unmapped offset column makes rows
+    distinct), and a run whose every timestamp is unreadable fails like DuckDB's, naming reason and examples."""
+    from clickintent.ingest import IngestError
+
+    mapping = {"visitor_id": "Visitor", "ts": "Day", "url": "Item"}
+    rows = ["a,2024-03-01,1,/i1", "a,2024-03-01,2,/i1", "a,2024-03-01,2,/i1"]
+    (tmp_path / "offsets.csv").write_text("Visitor,Day,Offset,Item\n" + "\n".join(rows) + "\n")
+    report = ingest_spark(spark, tmp_path / "offsets.csv", tmp_path / "o", IngestOptions(mapping=mapping))
+    assert (report.rows_in, report.rows_out, report.duplicates) == (3, 2, 1)
+    (tmp_path / "bad.csv").write_text("visitor_id,ts,url\n" + "".join(f"v{i},day {i},/p\n" for i in range(5)))
+    with pytest.raises(IngestError, match=r"no row was kept: 5 of 5 quarantined as 'unparseable ts' \(e\.g\. 'day"):
+        ingest_spark(spark, tmp_path / "bad.csv", tmp_path / "b", IngestOptions())
+    assert not (tmp_path / "b" / "events.parquet").exists()
+    assert (tmp_path / "b" / "ingest_report.json").exists()

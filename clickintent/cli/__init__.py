@@ -15,15 +15,16 @@ from clickintent.cli.data import ingest_cmd, sessionize_cmd
 from clickintent.cli.demo import demo_cmd, report_cmd
 from clickintent.cli.distill import cut_cmd, distill_cmd, label_cmd
 from clickintent.cli.encoder import embed_cmd, train_cmd
+from clickintent.cli.errors import MainGroup
 from clickintent.cli.evaluate import evaluate_cmd
 from clickintent.cli.serve import serve_cmd
 from clickintent.cli.simulate import simulate_cmd
 from clickintent.cli.taxonomy import taxonomy_group
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=MainGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="clickintent")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr.")
+@click.option("-v", "--verbose", is_flag=True, help="Log debug messages to stderr, and show tracebacks of errors.")
 def main(verbose: bool) -> None:
     """Turn raw web clickstreams into session embeddings and intent labels.
 

@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from clickintent.cli.errors import StepInput, one_line
 from clickintent.ingest import IngestError, IngestOptions, IngestReport, ingest
 from clickintent.ingest.presets import PRESET_NAMES
 from clickintent.ingest.transform import TS_UNITS
+from clickintent.inputs import EVENTS
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize
 
 ENGINES = ("duckdb", "spark")
@@ -41,10 +43,13 @@ def print_ingest_summary(report: IngestReport) -> None:
     click.echo(f"ingest  {report.input} ({report.format}{preset}, timestamps: {report.ts_unit})")
     click.echo(
         f"  rows in {report.rows_in:,} = out {report.rows_out:,} + quarantined {report.quarantined:,} "
-        f"+ duplicates {report.duplicates:,}  [{'reconciles' if report.reconciles else 'DOES NOT RECONCILE'}]"
+        f"+ duplicates {report.duplicates:,}  [{'reconciles' if report.reconciles else 'DOES NOT RECONCILE'}; "
+        f"the file has {report.counted:,} {report.counted_as}, all read]"
     )
     for reason, n in report.quarantine_reasons.items():
         click.echo(f"  quarantined {n:>8,}  {reason}")
+    if report.problem:
+        click.secho(f"  warning: {report.problem}", fg="yellow")
     if report.redactions:
         click.echo("  redacted    " + ", ".join(f"{k} {v:,}" for k, v in report.redactions.items()))
     click.echo(f"  wrote {report.outputs['events']}, {report.outputs['quarantine']}, {report.outputs['report']}")
@@ -149,18 +154,18 @@ def ingest_cmd(
             with tqdm(unit=" rows", unit_scale=True, desc="ingest", disable=None) as bar:
                 report = ingest(input_path, out_dir, options, progress=bar.update)
     except IngestError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(one_line(str(exc))) from exc
     print_ingest_summary(report)
 
 
 @click.command("sessionize")
-@click.argument("events_path", metavar="EVENTS", type=click.Path(exists=True, path_type=Path))
+@click.argument("events_path", metavar="EVENTS", type=StepInput(EVENTS, "sessionize"))
 @click.option(
     "--out",
     "out_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Output sessions.parquet. Default: sessions.parquet beside EVENTS.",
+    help="Output sessions.parquet. Default: sessions.parquet beside EVENTS (in the folder, when given one).",
 )
 @click.option(
     "--gap-minutes",
@@ -197,8 +202,9 @@ def sessionize_cmd(
 ) -> None:  # fmt: skip
     """Group events into sessions (inactivity gap, maximum duration, maximum events).
 
-    A login event with a customer_id links its whole session to that customer. Output: sessions.parquet
-    with one row per session and its events nested in order.
+    EVENTS is the events.parquet `clickintent ingest` wrote, or the folder it wrote it in. A login event
+    with a customer_id links its whole session to that customer. Output: sessions.parquet with one row per
+    session and its events nested in order.
     """
     out = out_path or events_path.parent / "sessions.parquet"
     options = SessionizeOptions(

@@ -35,24 +35,56 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
 
 
 @click.command("demo")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Directory for every output; the report is OUT/report.html.")
-@click.option("--visitors", default=20000, show_default=True, type=click.IntRange(min=50),
-              help="People in the simulated world.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Directory for every output; the report is OUT/report.html.",
+)
+@click.option(
+    "--visitors", default=20000, show_default=True, type=click.IntRange(min=50), help="People in the simulated world."
+)
 @click.option("--days", default=30, show_default=True, type=click.IntRange(min=1), help="Days simulated.")
 @click.option("--seed", default=0, show_default=True, help="Seed for the world and every model.")
-@click.option("--signal", default=0.5, show_default=True, type=click.FloatRange(0, 1),
-              help="How much web intent drives app behaviour (0 = placebo world).")
-@click.option("--train-minutes", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Time budget for training the encoder.")
-@click.option("--label-sample", default=300, show_default=True, type=click.IntRange(min=50),
-              help="Sessions the local LLM labels (about 1.5 s each on one thread); the distiller learns from them.")
-@click.option("--llm-threads", default=1, show_default=True, type=click.IntRange(min=1),
-              help="llama.cpp threads for the LLM steps. 2 labelled 1.55x faster on a quiet 2-core machine with "
-              "the same answers (the demo in about 13 minutes instead of 15), but the distilled labeller's "
-              "speed-up over the faster LLM then falls below 10,000x (docs/BENCHMARKS.md).")
-@click.option("--max-labels", default=12, show_default=True, type=click.IntRange(min=2),
-              help="Most taxonomy labels (each costs a few LLM calls to name).")
+@click.option(
+    "--signal",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="How much web intent drives app behaviour (0 = placebo world).",
+)
+@click.option(
+    "--train-minutes",
+    default=3.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Time budget for training the encoder.",
+)
+@click.option(
+    "--label-sample",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=50),
+    help="Sessions the local LLM labels (about 1.5 s each on one thread); the distiller learns from them.",
+)
+@click.option(
+    "--llm-threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="llama.cpp threads for the LLM steps. 2 labelled 1.55x faster on a quiet 2-core machine with "
+    "the same answers (the demo in about 13 minutes instead of 15), but the distilled labeller's "
+    "speed-up over the faster LLM then falls below 10,000x (docs/BENCHMARKS.md).",
+)
+@click.option(
+    "--max-labels",
+    default=12,
+    show_default=True,
+    type=click.IntRange(min=2),
+    help="Most taxonomy labels (each costs a few LLM calls to name).",
+)
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Evaluation splits.")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing what is there.")
 def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
@@ -142,10 +174,19 @@ def _summary(timings: list[tuple[str, float]], total: float, evaluation: Path, d
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--sim", "sim_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="The simulator's output directory, for the ground-truth sections (default: RUN_DIR/sim if any).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="HTML file to write. Default: RUN_DIR/report.html.")
+@click.option(
+    "--sim",
+    "sim_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="The simulator's output directory, for the ground-truth sections (default: RUN_DIR/sim if any).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="HTML file to write. Default: RUN_DIR/report.html.",
+)
 def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
     """Write one self-contained HTML page about the outputs in RUN_DIR.
 
@@ -155,6 +196,13 @@ def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
     evaluation.json exist. Missing parts are listed as not available.
     """
     out = out or run_dir / "report.html"
+    known = ("ingest_report.json", "sessions.parquet", "embeddings.parquet", "taxonomy.json", "labels.parquet",
+             "evaluation.json", "data/ingest_report.json")  # fmt: skip
+    if not any((run_dir / name).exists() for name in known):
+        raise click.ClickException(
+            f"{run_dir} holds no clickintent outputs (none of {', '.join(known[:6])}); give the folder of a run: "
+            "what `clickintent demo --out DIR` wrote, or one holding ingest_report.json and sessions.parquet"
+        )
     if (run_dir / "data" / "ingest_report.json").exists():  # the demo's layout
         data = run_dir / "data"
         sim_dir = sim_dir or ((run_dir / "sim") if (run_dir / "sim" / "truth").exists() else None)

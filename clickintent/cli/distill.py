@@ -14,11 +14,13 @@ from pathlib import Path
 import click
 import pyarrow.parquet as pq
 
+from clickintent.cli.errors import StepInput, TaxonomyFile
 from clickintent.cut import DEFAULT_PATTERN
+from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
 
 
 @click.command("cut")
-@click.argument("sessions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sessions", type=StepInput(SESSIONS, "cut"))
 @click.option(
     "--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="sessions.parquet to write."
 )
@@ -44,26 +46,26 @@ def cut_cmd(sessions: Path, out: Path, pattern: str) -> None:
 @click.option(
     "--embeddings",
     required=True,
-    type=click.Path(exists=True, path_type=Path),
+    type=StepInput(EMBEDDINGS, "distill"),
     help="embeddings.parquet of the sessions (from `clickintent embed`).",
 )
 @click.option(
     "--labels",
     "labels_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=StepInput(LABELS, "distill"),
     help="LLM labels.parquet (from `clickintent taxonomy label`).",
 )
 @click.option(
     "--taxonomy",
     "taxonomy_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=TaxonomyFile(),
     help="The taxonomy.json the labels use; stored in the bundle beside the classifier.",
 )
 @click.option(
     "--sessions",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=StepInput(SESSIONS, "distill"),
     required=True,
     help="sessions.parquet, for visitor ids (the split is by visitor) and single-session latency.",
 )
@@ -159,7 +161,7 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
 
 
 @click.command("label")
-@click.argument("sessions", type=click.Path(exists=True, path_type=Path))
+@click.argument("sessions", type=StepInput(SESSIONS, "label"))
 @click.option(
     "--bundle",
     required=True,
@@ -169,7 +171,7 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="labels.parquet to write.")
 @click.option(
     "--embeddings",
-    type=click.Path(exists=True, path_type=Path),
+    type=StepInput(EMBEDDINGS, "label"),
     default=None,
     help="Precomputed embeddings of SESSIONS (same bundle): skip the encoder.",
 )

@@ -12,11 +12,14 @@ from pathlib import Path
 
 import click
 
+from clickintent.cli.errors import StepInput
+from clickintent.inputs import SESSIONS
+
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
 @click.command("train")
-@click.argument("sessions", type=click.Path(exists=True, path_type=Path))
+@click.argument("sessions", type=StepInput(SESSIONS, "train on"))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Bundle directory to write.")
 @click.option("--epochs", default=6, show_default=True, help="Passes over the training split.")
 @click.option("--batch-size", default=128, show_default=True, help="Sessions per step (all processes together).")
@@ -121,7 +124,7 @@ def train_cmd(
 
 
 @click.command("embed")
-@click.argument("sessions", type=click.Path(exists=True, path_type=Path))
+@click.argument("sessions", type=StepInput(SESSIONS, "embed"))
 @click.option("--bundle", required=True, type=click.Path(exists=True, path_type=Path), help="Model bundle.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="embeddings.parquet to write.")
 @click.option(

@@ -10,6 +10,9 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from clickintent.cli.errors import StepInput, TaxonomyFile
+from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
+
 OptPath = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -18,7 +21,7 @@ def _read(path: Path | None) -> pa.Table | None:
 
 
 @click.command("evaluate")
-@click.argument("sessions", type=OptPath)
+@click.argument("sessions", type=StepInput(SESSIONS, "evaluate"))
 @click.option(
     "--sim",
     "sim_dir",
@@ -31,17 +34,16 @@ def _read(path: Path | None) -> pa.Table | None:
     "--app-views", type=OptPath, default=None, help="App home-page views: customer_id, ts, tiles_shown, tile_clicked."
 )
 @click.option("--conversions", type=OptPath, default=None, help="Applications: visitor_id, product, ts.")
-@click.option(
-    "--embeddings", type=click.Path(exists=True, path_type=Path), default=None, help="embeddings.parquet of SESSIONS."
-)
-@click.option("--llm-labels", type=OptPath, default=None, help="LLM labels.parquet (a sample).")
+@click.option("--embeddings", type=StepInput(EMBEDDINGS), default=None, help="embeddings.parquet of SESSIONS.")
+@click.option("--llm-labels", type=StepInput(LABELS), default=None, help="LLM labels.parquet (a sample).")
 @click.option(
     "--distilled-labels",
-    type=click.Path(exists=True, path_type=Path),
+    type=StepInput(LABELS),
     default=None,
     help="Distilled labels.parquet (every session).",
 )
-@click.option("--taxonomy", "taxonomy_path", type=OptPath, default=None, help="taxonomy.json: the label columns.")
+@click.option("--taxonomy", "taxonomy_path", type=TaxonomyFile(), default=None,
+              help="taxonomy.json: the label columns.")  # fmt: skip
 @click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Splits to average over.")
 @click.option("--lookback-days", default=14.0, show_default=True, help="Tile ranking: how old a web session may be.")
 @click.option("--window-days", default=3.0, show_default=True, help="Conversion: days after the session that count.")

@@ -162,7 +162,10 @@ def serve_cmd(
     try:
         verified = load_bundle(bundle)
     except BundleError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(
+            f"{exc}; --bundle takes the folder `clickintent train --out BUNDLE` writes, with the classifier "
+            "`clickintent distill` adds"
+        ) from exc
     if "classifier" not in verified.components:
         raise click.ClickException(f"{bundle} has no intent classifier: run `clickintent distill` first")
     env = {

@@ -75,7 +75,14 @@ def simulate_cmd(
         summary = simulate(
             out_dir, visitors=visitors, days=days, seed=seed, signal=signal, config=config, progress=not quiet
         )
-    except (ValueError, FileNotFoundError) as exc:
+    except FileNotFoundError as exc:
+        from clickintent.sim.config import CONFIG_DIR
+
+        shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.json"))) or "none"
+        raise click.ClickException(
+            f"--config {config}: no such file, nor a shipped world of that name (shipped: {shipped})"
+        ) from exc
+    except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"simulate  seed {seed}, {days} days, signal {signal}, config {config or 'default'}")
     for line in summary.lines():

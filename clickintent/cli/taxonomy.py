@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from clickintent.cli.errors import StepInput, TaxonomyFile
+from clickintent.inputs import EMBEDDINGS, SESSIONS
 from clickintent.llm import BACKENDS, LLM, LLMError, MissingExtra, make_backend
 
 LABEL_STEP = "labels"  # clickintent.taxonomy.label.STEP, without importing it at start-up
@@ -148,7 +150,7 @@ def taxonomy_group() -> None:
 
 
 @taxonomy_group.command("build")
-@click.argument("sessions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sessions", type=StepInput(SESSIONS, "build a taxonomy from"))
 @click.option(
     "-o",
     "--out",
@@ -169,7 +171,7 @@ def taxonomy_group() -> None:
 @click.option("--sample", type=int, default=2000, show_default=True, help="Sessions to build from.")
 @click.option(
     "--embeddings",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=StepInput(EMBEDDINGS, "cluster"),
     default=None,
     help="cluster mode: embeddings.parquet to cluster [default: MiniLM vectors of the session text].",
 )
@@ -238,12 +240,12 @@ def build_cmd(
 
 
 @taxonomy_group.command("label")
-@click.argument("sessions", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("sessions", type=StepInput(SESSIONS, "label"))
 @click.option(
     "-t",
     "--taxonomy",
     "taxonomy_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=TaxonomyFile(),
     default=Path("taxonomy.json"),
     show_default=True,
     help="taxonomy.json from `clickintent taxonomy build`.",

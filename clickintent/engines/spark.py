@@ -20,10 +20,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickintent import schema
-from clickintent.ingest import IngestOptions, IngestReport, open_source
+from clickintent.ingest import IngestError, IngestOptions, IngestReport, open_source
+from clickintent.ingest.diagnose import EXAMPLES, Examples, problem
+from clickintent.ingest.lines import physical_lines
 from clickintent.ingest.presets import get_preset, preset_ts_unit
 from clickintent.ingest.presets import readers as preset_readers
-from clickintent.ingest.transform import TransformOptions, detect_ts_unit, transform_batch
+from clickintent.ingest.readers import count_source
+from clickintent.ingest.transform import SOURCE_KEY, TransformOptions, detect_ts_unit, transform_batch
 from clickintent.pii import redact
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize_sql
 
@@ -59,9 +62,7 @@ def get_spark(master: str = "local[*]", app_name: str = "clickintent", **conf: s
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
     )
     if master.startswith("local"):
-        builder = builder.config("spark.driver.host", "127.0.0.1").config(
-            "spark.driver.bindAddress", "127.0.0.1"
-        )
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     for key, value in conf.items():
         builder = builder.config(key, value)
     return builder.getOrCreate()
@@ -81,6 +82,7 @@ def _stage_schema() -> pa.Schema:
     return pa.schema(
         [pa.field(f.name, f.type) for f in schema.EVENTS]
         + [
+            pa.field(SOURCE_KEY, pa.binary()),
             pa.field("_reason", pa.string()),
             pa.field("_raw", pa.string()),
             pa.field("_redactions", pa.string()),
@@ -166,10 +168,12 @@ def ingest_spark(
     started = time.perf_counter()
     path, out, delim, report = open_source(input_path, out_dir, options)
     fmt, columns = report.format, report.columns_found
+    header = 1 if fmt in ("csv", "tsv") else 0  # lines before the data
     if options.preset is not None:  # the tool's own file layout (ingest.presets.readers)
         preset = get_preset(options.preset)
         source = preset_readers.read_source(path, fmt, options.delimiter, preset, options.mapping)
         df, columns = preset_readers.spark_frame(spark, path, fmt, source, preset, options.mapping)
+        header = header if source.header else 0
     elif fmt == "parquet":
         df = spark.read.parquet(str(path))
     else:
@@ -199,7 +203,11 @@ def ingest_spark(
         unit = detect_ts_unit(sample.column(0).combine_chunks())
     report.ts_unit = unit
     transform_options = TransformOptions(
-        mapping=dict(options.mapping), ts_unit=unit, platform=options.platform, preset=options.preset
+        mapping=dict(options.mapping),
+        ts_unit=unit,
+        platform=options.platform,
+        preset=options.preset,
+        source_key=True,
     )
     staged = out / ".ingest-staging"
     shutil.rmtree(staged, ignore_errors=True)
@@ -208,10 +216,11 @@ def ingest_spark(
     mapped.write.mode("overwrite").parquet(str(staged))
     staged_df = spark.read.parquet(str(staged))
 
+    # A duplicate is a repeated source row (the same key), not two rows that map to the same event.
     events = staged_df.filter(F.col("_reason").isNull() & F.col("_redactions").isNull()).select(
-        *schema.EVENTS.names
+        *schema.EVENTS.names, SOURCE_KEY
     )
-    deduped = events.dropDuplicates()
+    deduped = events.dropDuplicates().drop(SOURCE_KEY)
     deduped.write.mode("overwrite").parquet(str(out / "events.parquet"))
     quarantine = staged_df.filter(F.col("_reason").isNotNull()).select(
         F.lit(None).cast("long").alias("source_row"),
@@ -236,7 +245,37 @@ def ingest_spark(
     report.redactions = {k: redactions[k] for k in sorted(redactions)}
     report.rows_in = df.count()
     shutil.rmtree(staged, ignore_errors=True)
+    # What the file holds, counted apart from Spark's reader: its rows must all be there (Spark reads each
+    # text line as one record, so a quoted value spanning lines cannot reconcile: the DuckDB engine reads those).
+    report.counted = count_source(path, fmt)
+    report.accounted = report.rows_in + (header + _blank_lines(path, fmt) if fmt != "parquet" else 0)
+    if report.accounted != report.counted:
+        for name in ("events.parquet", "quarantine.parquet"):
+            shutil.rmtree(out / name, ignore_errors=True)
+        raise IngestError(
+            f"{path}: Spark read {report.rows_in:,} records where the file has {report.counted - header:,} lines "
+            "of data (quoted values spanning lines?); run ingest with --engine duckdb, which reads them"
+        )
+    # As on DuckDB: a run that keeps nothing fails with its main reason, examples and the fix.
+    examples = Examples(options.mapping)
+    if reasons:
+        top = next(iter(report.quarantine_reasons))  # the most common reason, as `problem` picks it
+        written = spark.read.parquet(str(out / "quarantine.parquet"))
+        examples.add_quarantine(written.filter(F.col("reason") == top).limit(EXAMPLES).toArrow())
+    report.problem = problem(report.rows_in, report.rows_out, Counter(reasons), examples)
+    if report.rows_out == 0:
+        shutil.rmtree(out / "events.parquet", ignore_errors=True)
+        if report.rows_in == 0:
+            shutil.rmtree(out / "quarantine.parquet", ignore_errors=True)
+            raise IngestError(f"{path}: {report.problem}.")
+        report.finish(out, started, events=False)
+        raise IngestError(f"{path}: {report.problem}. See {out / 'quarantine.parquet'}.")
     return report.finish(out, started)
+
+
+def _blank_lines(path: Path, fmt: str) -> int:
+    """Lines Spark's reader skips: empty ones (CSV), or only white space (JSON Lines)."""
+    return sum(1 for line in physical_lines(path) if not (line.strip() if fmt == "jsonl" else line))
 
 
 def _spark_schema(spark: SparkSession, arrow_schema: pa.Schema) -> Any:

@@ -22,9 +22,10 @@ sequence 0 holding the prompt but its last token. `batch_choices=False` (or a mo
 parallel sequences) scores each choice in its own decode, the slower path this replaced.
 
 Numbers, not answers, differ between the two paths: llama.cpp's CPU kernels round differently with the
-number of tokens in a decode and with where a token's cells sit in the cache, and on a 4-bit 270M model
-last-bit differences grow to ~0.1-0.5 of a log-probability. Single-token choices come out the same (to
-1e-8); longer ones differ by that noise. The per-choice path is not the reference either: it decodes
+number of tokens in a decode, with where a token's cells sit in the cache and with the instructions the
+build uses, and on a 4-bit 270M model last-bit differences grow to ~0.1-0.5 of a log-probability (measured
+in docs/BENCHMARKS.md, issue 16: single-token choices agree exactly on the AVX2 build the Makefile installs,
+to 0.16 on an AVX-512 build). The per-choice path is not the reference either: it decodes
 [prompt's last token, choice tokens] alone, 1-4 tokens, so in it " Card" gets a different log-probability
 as the choice "Card" than as the start of "Card activation lock"; one batch reads every first token off one
 row. What this backend guarantees is that a score depends only on the prompt and the choices: weights are
@@ -71,10 +72,12 @@ class LocalBackend(LLM):
             docstring); False scores them one decode each.
         n_seq_max: parallel sequences the context is built for (trie branches per batch + 1); more choices
             than that are scored in several batches.
-        repack: let llama.cpp repack the weights for its faster CPU matrix kernels. Off by default: with it
-            a logit depends on the batch it was computed in (where the prompt's cached prefix ended, how
-            many tokens were decoded together), by up to ~1 logit on Gemma 270M Q4, so scores would depend
-            on the previous request and on how choices are batched (it is ~4% faster on prompts).
+        repack: let llama.cpp use its extra weight buffer types (repacked weights for faster CPU matrix
+            kernels, and AMX tiles on a build for a CPU with AMX). Off by default: with it a logit depends
+            on the batch it was computed in (where the prompt's cached prefix ended, how many tokens were
+            decoded together), by up to ~1 logit on Gemma 270M Q4, so scores would depend on the previous
+            request and on how choices are batched (it is ~4% faster on prompts); and a GCC 12 build's AMX
+            kernels crash (issue 16, README "The local LLM and your CPU").
         flash_attn: llama.cpp's flash attention. Off: no faster here on a labelling prompt (250 tokens after
             2,000: 1.97 s vs 2.01 s), and its CPU kernel picks other code paths (other rounding) by batch
             size, so scores would depend on how much of the prompt the previous request shared.

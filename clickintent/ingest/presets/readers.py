@@ -117,8 +117,9 @@ def _unquoted(path: Path, source: PresetSource, batch_rows: int) -> Iterator[Raw
             params=[str(path), {c: "VARCHAR" for c in source.columns}, source.header, source.delimiter],
         )
         row = 1
-        for batch in rel.to_arrow_reader(batch_rows):
-            yield RawBatch(batch, row)
+        for i, batch in enumerate(rel.to_arrow_reader(batch_rows)):
+            # each row is one line (no quoting), the header line counted with the first batch
+            yield RawBatch(batch, row, accounted=batch.num_rows + (1 if i == 0 and source.header else 0))
             row += batch.num_rows
         rejected = con.sql(
             "SELECT line, string_agg(DISTINCT error_type, '; '), any_value(csv_line) FROM reject_errors "
@@ -126,10 +127,25 @@ def _unquoted(path: Path, source: PresetSource, batch_rows: int) -> Iterator[Raw
         ).fetchall()
         if rejected:
             empty = pa.RecordBatch.from_pydict({c: pa.array([], pa.string()) for c in source.columns})
-            rejects = [(int(line), readers._reject_reason(kinds), raw or "") for line, kinds, raw in rejected]
-            yield RawBatch(empty, row, rejects)
+            rejects = [(int(line), _reject_reason(kinds), raw or "") for line, kinds, raw in rejected]
+            yield RawBatch(empty, row, rejects, accounted=len(rejects) + (1 if row == 1 and source.header else 0))
     finally:
         con.close()
+
+
+_REJECT_REASONS = {  # DuckDB's reject error types, in the words of the generic reader
+    "CAST": "value does not parse",
+    "MISSING COLUMNS": "too few columns",
+    "TOO MANY COLUMNS": "too many columns",
+    "UNQUOTED VALUE": "unterminated or misplaced quote",
+    "LINE SIZE OVER MAXIMUM": "line longer than the reader's limit",
+    "INVALID ENCODING": "invalid UTF-8",
+    "INVALID STATE": "malformed CSV",
+}
+
+
+def _reject_reason(kinds: str) -> str:
+    return "; ".join(_REJECT_REASONS.get(k.strip(), k.strip().lower()) for k in kinds.split(";"))
 
 
 def _prefetch(batches: Iterator[RawBatch]) -> Iterator[RawBatch]:
@@ -162,9 +178,12 @@ def _ndjson(path: Path, shapes: Mapping[str, Shape], batch_rows: int) -> Iterato
     try:
         for start, block in _blocks(path):
             fast = _arrow_block(block, schema) if schema is not None else None
+            if fast is not None and fast.num_rows != _lines_in(block):
+                fast = None  # Arrow skipped lines (blank ones): DuckDB reads the block and accounts for each line
             if fast is not None:
                 for first in range(0, fast.num_rows, batch_rows):
-                    yield RawBatch(fast.slice(first, batch_rows), row + first)
+                    part = fast.slice(first, batch_rows)
+                    yield RawBatch(part, row + first, accounted=part.num_rows)
                 row += fast.num_rows
                 continue
             line_no += _newlines(path, counted, start)
@@ -203,6 +222,13 @@ def _after_last_newline(data: pa.Buffer, start: int, end: int) -> int:
             return lo + i + 1
         pos = lo
     return start
+
+
+def _lines_in(block: pa.Buffer) -> int:
+    """Lines in a block that ends at a line end (or at the end of the file, maybe without one)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    n = int(np.count_nonzero(data == 10))
+    return n + (1 if len(data) and data[-1] != 10 else 0)
 
 
 def _newlines(path: Path, start: int, end: int) -> int:
@@ -255,14 +281,15 @@ def _parse_block(
     ok = (pc.is_valid(record).to_numpy(zero_copy_only=False)
           & pc.starts_with(pc.utf8_ltrim_whitespace(text), "{").to_numpy(zero_copy_only=False))  # fmt: skip
     for i in np.flatnonzero(~ok):
-        line = text[int(i)].as_py()  # with its newline, as the generic reader parses it (same message)
+        line = text[int(i)].as_py().removesuffix("\n").removesuffix("\r")  # as the generic reader parses it
         rejects.append((int(numbers[i]), _json_reason(line), line.strip()))
     rows = record.filter(pa.array(ok))
     columns = rows.flatten() if len(rows) else [pa.array([], f.type) for f in record.type]
     batch = pa.RecordBatch.from_arrays(columns, names=names)
     for start in range(0, max(batch.num_rows, 1), batch_rows):
         part = batch.slice(start, batch_rows)
-        yield RawBatch(part, first_row + start, rejects if start == 0 else [])
+        # every line of the chunk (blank and rejected ones too) is accounted for with the first part
+        yield RawBatch(part, first_row + start, rejects if start == 0 else [], len(starts) if start == 0 else 0)
 
 
 def _is_utf8(value: bytes) -> bool:
