@@ -3,12 +3,15 @@
 This is the engine-independent heart of ingest: the DuckDB path calls it on each batch it reads and
 the Spark path runs the very same function inside `mapInArrow`, so both make the same rows.
 Steps: map columns, check required values and sizes, parse timestamps to UTC, redact PII from the
-free-text columns, derive the normalised `page` from the redacted URL. It does no I/O.
+free-text columns (decoded until stable first: clickintent.pii), derive the normalised `page` from the
+redacted URL, in that order, so nothing a later step decodes was hidden from the redactor. Quarantined
+rows keep a redacted excerpt of each value. It does no I/O.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -18,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from clickintent import schema
-from clickintent.pii import redact, redact_array
+from clickintent.pii import redact_array, redact_excerpt
 from clickintent.urls import normalize_url
 
 TS_UNITS = ("auto", "s", "ms", "us", "iso")
@@ -129,18 +132,27 @@ class _Reasons:
         return self.reason == None  # noqa: E711
 
 
-def _quarantine_raw(batch: pa.RecordBatch, rows: np.ndarray, keep_as_is: str) -> list[str]:
+# A timestamp as written (kept as is in quarantine, so a reader sees why it failed): the account-number
+# rule would otherwise take an epoch for one. Anything else in the ts column is redacted like all text.
+_TIMESTAMP_TEXT = re.compile(r"[0-9T:.+\- ]{1,40}Z?")
+
+
+def _quarantine_value(value: object, timestamp: bool) -> object:
+    """One value of a quarantined row as stored in `raw`: text redacted (only its head is read) and cut;
+    numbers that are all digits of some length (a card number in an integer column) redacted too."""
+    if value is None or isinstance(value, bool | float):
+        return value
+    text = value if isinstance(value, str) else str(value)
+    if timestamp and _TIMESTAMP_TEXT.fullmatch(text):
+        return value if isinstance(value, int) else text[:QUARANTINE_VALUE_CHARS]
+    clean = redact_excerpt(text, QUARANTINE_VALUE_CHARS)
+    return value if isinstance(value, int) and clean == text else clean
+
+
+def _quarantine_raw(batch: pa.RecordBatch, rows: np.ndarray, ts_column: str) -> list[str]:
     out = []
     for row in batch.take(pa.array(rows)).to_pylist():
-        clean: dict[str, object] = {}
-        for key, value in row.items():
-            if isinstance(value, str):
-                text = value if key == keep_as_is else redact(value)
-                if len(text) > QUARANTINE_VALUE_CHARS:
-                    text = text[:QUARANTINE_VALUE_CHARS] + f"...[+{len(text) - QUARANTINE_VALUE_CHARS} chars]"
-                clean[key] = text
-            else:
-                clean[key] = value if value is None or isinstance(value, int | float | bool) else str(value)
+        clean = {key: _quarantine_value(value, key == ts_column) for key, value in row.items()}
         out.append(json.dumps(clean, ensure_ascii=False, default=str))
     return out
 
@@ -230,7 +242,7 @@ def transform_batch(
             "source_row": pa.array(bad + first_row, pa.int64()),
             "source_line": pa.nulls(len(bad), pa.int64()),
             "reason": pa.array(reasons.reason[bad].tolist(), pa.string()),
-            "raw": pa.array(_quarantine_raw(batch, bad, keep_as_is=options.source("ts")), pa.string()),
+            "raw": pa.array(_quarantine_raw(batch, bad, ts_column=options.source("ts")), pa.string()),
         },
         schema=schema.QUARANTINE,
     )
