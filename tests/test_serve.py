@@ -212,41 +212,78 @@ def row(ts_us: int, page: str = "bank.example/x") -> dict[str, Any]:
             "device": None, "referrer": None, "search_query": None, "dwell_ms": None}  # fmt: skip
 
 
+def append(live: LiveSessions, key: str, rows: list[dict[str, Any]]) -> tuple[Any, bool]:
+    got = live.append(key, rows)
+    assert got is not None, key
+    return got
+
+
 def test_live_sessions_follow_the_sessionizer_rule() -> None:
     live = LiveSessions(max_events=5, keep=3)
-    s, new = live.append("k", [row(0), row(10 * MIN)])
-    assert new and s.segment == 0 and s.n_events == 2
-    s, new = live.append("k", [row(40 * MIN)])  # 30 min gap exactly: same session (the rule is "more than")
+    k, s = live.start([row(0), row(10 * MIN)])
+    assert s.segment == 0 and s.n_events == 2
+    s, new = append(live, k, [row(40 * MIN)])  # 30 min gap exactly: same session (the rule is "more than")
     assert not new and s.n_events == 3
-    s, new = live.append("k", [row(71 * MIN)])  # 31 min: a new visit
+    s, new = append(live, k, [row(71 * MIN)])  # 31 min: a new visit
     assert new and s.segment == 1 and s.n_events == 1 and s.start == 71 * MIN
-    s, _ = live.append("k", [row(72 * MIN + i) for i in range(4)])
+    s, _ = append(live, k, [row(72 * MIN + i) for i in range(4)])
     assert s.n_events == 5 and len(s.events) == 3  # only `keep` events are stored
-    s, new = live.append("k", [row(73 * MIN)])  # the 6th event: max_events cuts
+    s, new = append(live, k, [row(73 * MIN)])  # the 6th event: max_events cuts
     assert new and s.segment == 2 and s.n_events == 1
-    s, _ = live.append("k", [row(73 * MIN - 5)])  # late: placed in order, no cut
+    s, _ = append(live, k, [row(73 * MIN - 5)])  # late: placed in order, no cut
     assert [e["ts"] for e in s.events] == [73 * MIN - 5, 73 * MIN] and s.start == 73 * MIN - 5
     hours = 60 * MIN
     long = LiveSessions()
-    s, _ = long.append("d", [row(i * 20 * MIN) for i in range(36)])  # 11h40 without a gap
+    d, s = long.start([row(i * 20 * MIN) for i in range(36)])  # 11h40 without a gap
     assert s.segment == 0
-    s, new = long.append("d", [row(12 * hours)])  # 12 h after the visit started
+    s, new = append(long, d, [row(12 * hours)])  # 12 h after the visit started
     assert new and s.segment == 1 and s.visit_start == 0
 
 
 def test_live_sessions_are_bounded() -> None:
     now = [0.0]
-    live = LiveSessions(max_sessions=3, max_bytes=10_000, ttl=60, clock=lambda: now[0])
-    for i in range(5):
-        live.append(f"k{i}", [row(0)])
-    assert len(live) == 3 and live.stats.evicted == 2 and live.get("k0") is None and live.get("k4") is not None
+    live = LiveSessions(max_sessions=3, max_bytes=20_000, ttl=60, clock=lambda: now[0])
+    keys = [live.start([row(0)])[0] for _ in range(5)]
+    assert len(live) == 3 and live.stats.evicted == 2 and live.get(keys[0]) is None and live.get(keys[4]) is not None
     now[0] = 61
-    assert live.get("k4") is None and len(live) == 0 and live.stats.expired == 3
+    assert live.get(keys[4]) is None and len(live) == 0 and live.stats.expired == 3
     big = [{**row(i), "page_title": "x" * 2000} for i in range(3)]
-    for i in range(4):
-        live.append(f"b{i}", big)
-    assert live.bytes <= 10_000 and len(live) < 4
+    for _ in range(4):
+        live.start(big)
+    assert live.bytes <= 20_000 and len(live) < 4
     assert live.stats.started == 5 + 4
+
+
+def test_live_session_ids_are_issued_not_chosen() -> None:
+    # Issue 17: any client holding the shared key could read another's session by guessing its id.
+    live = LiveSessions()
+    key, _ = live.start([row(0)])
+    other, _ = live.start([row(0)])
+    assert key != other and len(key) >= 32 and re.fullmatch(r"[A-Za-z0-9_-]+", key)
+    assert live.append("visitor-42", [row(1)]) is None  # an id it never issued: nothing is made or read
+    assert len(live) == 2 and append(live, key, [row(1)])[0].n_events == 2
+
+
+@pytest.mark.parametrize("text", ["plain ascii title of a page", "Cartes 💳 — カード — بطاقات — ñandú «crédito»"])
+def test_the_live_byte_cap_counts_real_bytes(text: str) -> None:
+    # Issue 17: counting characters let text outside Latin-1 use ~2.1x the budget. Measure what is held.
+    import tracemalloc
+
+    cap = 4 << 20
+    live = LiveSessions(max_sessions=10**6, max_bytes=cap)
+    tracemalloc.start()
+    try:
+        for i in range(3000):  # far more than fits
+            rows = [{**row(i * 100 + j, f"bank.example/{i}/{j}"), "page_title": f"{text} {i} {j}" * 4}
+                    for j in range(8)]  # fmt: skip
+            live.start(rows)
+            del rows
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert live.stats.evicted > 0 and live.bytes <= cap
+    assert held <= cap * 1.1, (held, live.bytes)  # what Python holds stays inside the cap
+    assert held >= live.bytes * 0.7  # and the count is not a loose over-estimate
 
 
 # --- unit: engines and occlusion ------------------------------------------------------------------
@@ -343,13 +380,13 @@ def test_score_batch_matches_single_intents(client: Any) -> None:
 
 @pytest.mark.integration
 def test_live_session_updates_click_by_click(client: Any) -> None:
-    key = "visitor-42"
     clicks = journey("cards", 3) + journey("mortgages", 6, start=100)
     seen = []
     for i, click in enumerate(clicks):
-        r = client.post(f"/v1/sessions/{key}/events", json={"events": [click]})
-        assert r.status_code == 200, r.text
+        r = client.post(f"/v1/sessions/{key}/events" if i else "/v1/sessions", json={"events": [click]})
+        assert r.status_code == (200 if i else 201), r.text
         body = r.json()
+        key = body["session_id"]
         assert body["n_events"] == i + 1 and body["segment"] == 0 and body["new_session"] == (i == 0)
         seen.append(body["top"][0]["probability"])
     stateless = client.post("/v1/intent", json={"events": clicks, "explain": False}).json()
@@ -413,7 +450,9 @@ def test_unicode_injection_and_pii_are_data(client: Any, server: Server, model: 
     body = r.json()
     assert body["intent"] in model.classifier.classes_  # labels only ever come from the taxonomy
     assert not any(v in r.text for v in PII.values())
-    assert client.post("/v1/sessions/ユーザー-😀/events", json={"events": events}).status_code == 200
+    live = client.post("/v1/sessions", json={"events": events})
+    assert live.status_code == 201 and not any(v in live.text for v in PII.values())
+    assert client.post("/v1/sessions/ユーザー-😀/events", json={"events": events}).status_code == 404
     log = server.log.read_text()
     assert "/v1/intent" in log  # the access log is on ...
     for secret in [*PII.values(), "Cartes", INJECTION[:20], "contact?", "ñandú", "bank.example"]:
@@ -452,16 +491,19 @@ def test_reload_under_load_fails_no_request(bundles: dict[str, Path], tmp_path: 
     def hammer(i: int) -> None:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
             n = 0
+            live = "/v1/sessions"
             while not stop.is_set():
                 n += 1
                 path, body = (("/v1/intent", {"events": journey("cards", 8)}) if n % 2
-                              else (f"/v1/sessions/r{i}/events", {"events": [ev("help", n)]}))  # fmt: skip
+                              else (live, {"events": [ev("help", n)]}))  # fmt: skip
                 try:
                     r = c.post(path, json=body)
-                    if r.status_code != 200:
+                    if r.status_code not in (200, 201):
                         failures.append(f"{r.status_code} {r.text[:200]}")
                     else:
                         versions[r.json()["bundle_version"]] += 1
+                        if path == live:
+                            live = f"/v1/sessions/{r.json()['session_id']}/events"
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
 

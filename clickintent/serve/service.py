@@ -6,6 +6,10 @@ when it starts (deps.ModelDep), and its inference job carries that model, so req
 the old model and new ones get the new model: no request fails or mixes the two. A failed load leaves the
 old model serving. Also here: the steps every route shares (redact the events, turn a scored session into
 its response fields), so each route module is only its resource's HTTP surface.
+
+Redaction is CPU work that grows with the request (up to ~0.7 s for a 1 MiB body of the worst text:
+docs/BENCHMARKS.md), so a request with more than `INLINE_CHARS` characters of text is cleaned on a worker
+thread (`CLEAN_THREADS` of them), never on the event loop: /healthz and small requests go on meanwhile.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from fastapi import HTTPException, status
 
+from clickintent.ingest.transform import REDACTED_COLUMNS
 from clickintent.serve.batcher import InferenceQueue
 from clickintent.serve.clean import UnparseableUrl, clean_session
 from clickintent.serve.live import LiveSessions
@@ -30,6 +36,10 @@ from clickintent.serve.settings import Settings
 
 log = logging.getLogger(__name__)
 
+INLINE_CHARS = 8192  # text a request may have to be cleaned on the event loop (worst case ~6 ms of CPU)
+CLEAN_THREADS = 2
+Cleaned = tuple[list[dict[str, Any]], list[int]]  # redacted rows in time order, the request index of each
+
 
 class Service:
     def __init__(self, settings: Settings, model: ServingModel | None = None) -> None:
@@ -39,6 +49,7 @@ class Service:
         self.model: ServingModel | None = model
         self.live: LiveSessions | None = None
         self._reload_lock: asyncio.Lock | None = None
+        self._cleaners = ThreadPoolExecutor(CLEAN_THREADS, thread_name_prefix="clickintent-clean")
 
     def _load(self, previous: ServingModel | None = None) -> ServingModel:
         s = self.settings
@@ -63,6 +74,7 @@ class Service:
 
     def stop(self) -> None:
         self.queue.stop()
+        self._cleaners.shutdown(wait=False, cancel_futures=True)
 
     @property
     def ready(self) -> bool:
@@ -100,16 +112,24 @@ class Service:
 
     # -- steps shared by the routes ------------------------------------------------------------------
 
-    def clean(self, events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[int]]:
-        """Redacted, time-ordered events and their request indexes (clean.clean_session), counted in metrics."""
+    async def clean(self, *sessions: Sequence[Event]) -> list[Cleaned]:
+        """Each session's redacted, time-ordered events and their request indexes (clean.clean_session),
+        counted in metrics; on a worker thread when the request holds much text (see the module doc)."""
+        chars = sum(len(v) for events in sessions for e in events for c in REDACTED_COLUMNS if (v := getattr(e, c)))
+        if chars <= INLINE_CHARS:
+            return self._clean(sessions)
+        return await asyncio.get_running_loop().run_in_executor(self._cleaners, self._clean, sessions)
+
+    def _clean(self, sessions: Sequence[Sequence[Event]]) -> list[Cleaned]:
         counts: Counter[str] = Counter()
         try:
-            rows, order = clean_session(events, counts)
+            out = [clean_session(events, counts) for events in sessions]
         except UnparseableUrl as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-        for kind, n in counts.items():
-            self.metrics.redactions.labels(kind).inc(n)
-        return rows, order
+        finally:
+            for kind, n in counts.items():
+                self.metrics.redactions.labels(kind).inc(n)
+        return out
 
     def intent_fields(
         self,
