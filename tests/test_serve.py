@@ -382,6 +382,7 @@ def test_score_batch_matches_single_intents(client: Any) -> None:
 def test_live_session_updates_click_by_click(client: Any) -> None:
     clicks = journey("cards", 3) + journey("mortgages", 6, start=100)
     seen = []
+    key = ""
     for i, click in enumerate(clicks):
         r = client.post(f"/v1/sessions/{key}/events" if i else "/v1/sessions", json={"events": [click]})
         assert r.status_code == (200 if i else 201), r.text
