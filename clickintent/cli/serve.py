@@ -167,19 +167,19 @@ def serve_cmd(
     Reload a new bundle without a restart: POST /admin/reload, or `kill -HUP <pid>`.
     """
     try:
+        from clickintent.serve.settings import check_api_key
+
+        check_api_key(os.environ.get("CLICKINTENT_API_KEY"))  # before the slow imports: a mistake shows at once
         import uvicorn
 
         from clickintent.serve.app import app_from_env  # noqa: F401 - fail here if the extra is missing
     except ImportError as exc:
         hint = "pip install 'clickintent[serve]'"
         raise click.ClickException(f"the service needs the 'serve' extra: {hint} ({exc})") from exc
-    from clickintent.bundle import BundleError, load_bundle
-    from clickintent.serve.settings import check_api_key
-
-    try:
-        check_api_key(os.environ.get("CLICKINTENT_API_KEY"))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    from clickintent.bundle import BundleError, load_bundle
+
     try:
         verified = load_bundle(bundle)
     except BundleError as exc:

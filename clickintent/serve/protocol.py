@@ -8,7 +8,8 @@ open 60 s and more). This protocol, which `clickintent serve` hands to uvicorn (
 - a deadline: a request's headers must be complete within `read_timeout` seconds of the connection
   opening or of the previous response, else the connection is closed (the body has its own deadline,
   kept by the ASGI guard in app.py, which answers 408);
-- a cap of `MAX_HEADER_BYTES` on a request's URL and headers together (400 and close beyond);
+- a cap of `MAX_HEADER_BYTES` on what arrives of a request before its headers are complete (400 and
+  close beyond), since httptools buffers a header until it ends;
 - a bound on open connections: one past `max_connections` is closed as soon as it opens, before any
   of it is read. uvicorn's own `limit_concurrency` would still read each request to answer it 503.
 
@@ -28,11 +29,11 @@ from functools import cache
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from clickintent.serve.settings import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT
+
 log = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 << 10  # URL and headers of one request
-DEFAULT_READ_TIMEOUT = 10.0
-DEFAULT_MAX_CONNECTIONS = 1000
 
 
 @dataclass(frozen=True)
@@ -50,14 +51,11 @@ def limits() -> Limits:
     )
 
 
-class HeadersTooLarge(Exception):
-    pass
-
-
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a header deadline, a header cap and a connection bound."""
 
     _deadline: asyncio.TimerHandle | None = None
+    _in_headers = False  # a request has begun and its headers are not complete yet
     _header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -80,22 +78,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
             self.transport.close()
 
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # httptools reports a header only once it is complete, so count what arrives while headers are
+        # awaited (a chunk that also starts the body counts whole: a small over-estimate)
+        if self._in_headers and not self.transport.is_closing():
+            self._header_bytes += len(data)
+            if self._header_bytes > MAX_HEADER_BYTES:
+                self.send_400_response("Request headers too large.")  # writes, then closes
+
     def on_message_begin(self) -> None:
-        self._header_bytes = 0
+        self._in_headers, self._header_bytes = True, 0
         super().on_message_begin()
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value))
-        super().on_header(name, value)
-
-    def _count(self, n: int) -> None:
-        self._header_bytes += n
-        if self._header_bytes > MAX_HEADER_BYTES:
-            raise HeadersTooLarge  # httptools turns it into a parser error: uvicorn answers 400 and closes
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        super().on_headers_complete()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

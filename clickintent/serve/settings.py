@@ -14,11 +14,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from clickintent.serve.protocol import DEFAULT_MAX_CONNECTIONS, DEFAULT_READ_TIMEOUT
 from clickintent.serve.schemas import MAX_BATCH, MAX_EVENTS
 from clickintent.sessionize import SessionizeOptions
 
 _SESSIONIZE = SessionizeOptions()
+DEFAULT_READ_TIMEOUT = 10.0  # seconds (protocol.py and app.RequestGuard keep it)
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 def check_api_key(key: str | None) -> None:
