@@ -11,19 +11,25 @@ words around it by a delimiter (PII glued to letters, `call5551234567`, is not a
 
 `survivors(case, texts)` lists what of the case's PII is still readable in output strings: the needle
 itself (case-insensitive, also after percent-decoding and reading `+` as a space), and for numbers
-their digits with everything else removed. Shared by tests/test_pii.py, tests/test_pii_outputs.py and
-benchmarks/bench_pii.py.
+their digits with everything else removed. `draw_cases(field, n)` draws the same `n` cases on every run;
+`forbidden_digests` and `cache_keys` check the text-vector cache, which stores digests, not texts.
+Shared by tests/test_pii.py, tests/test_pii_outputs.py and benchmarks/bench_pii.py.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+import sqlite3
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
 
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from clickintent.pii import luhn_ok
+from clickintent.encoder.features import search_terms
+from clickintent.pii import decode, luhn_ok
 
 FIELDS = ("url", "page_title", "referrer", "search_query")
 KINDS = ("email", "phone", "card", "ssn", "secret")
@@ -222,7 +228,8 @@ def cases(draw: st.DrawFn, field: str | None = None) -> Case:
     return Case(kind, form, field, value, needles, digits)
 
 
-def _readings(text: str) -> list[str]:
+def readings(text: str) -> list[str]:
+    """The ways a reader could read `text`: as is, percent-decoded once or twice, `+` as a space."""
     low = text.lower()
     once = unquote(low)
     return [low, once, unquote(once).replace("+", " "), low.replace("+", " ")]
@@ -232,11 +239,40 @@ def survivors(case: Case, texts: list[str]) -> list[str]:
     """The needles of `case` still readable in any of `texts` (empty: nothing survived)."""
     found = []
     for text in texts:
-        readings = _readings(text)
+        seen = readings(text)
         for needle in case.needles:
             n = needle.lower()
-            if any(n in r for r in readings):
+            if any(n in r for r in seen):
                 found.append(f"{needle!r} in {text[:300]!r}")
-        if case.digits and any(case.digits in re.sub(r"\D", "", r) for r in readings[:2]):
+        if case.digits and any(case.digits in re.sub(r"\D", "", r) for r in seen[:2]):
             found.append(f"digits {case.digits} in {text[:300]!r}")
     return found
+
+
+def draw_cases(field: str, n: int) -> list[Case]:
+    """`n` cases for `field`, the same on every run (hypothesis derandomized, no shrinking)."""
+    out: list[Case] = []
+
+    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate], deadline=None,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(cases(field))
+    def collect(case: Case) -> None:
+        out.append(case)
+
+    collect()
+    return out
+
+
+def forbidden_digests(case: Case, model: str) -> set[bytes]:
+    """Digests the text cache would hold if `case` had reached it unredacted (TextVectors' key)."""
+    texts = {case.value, decode(case.value)}
+    texts |= {search_terms(t) for t in list(texts)} | {t.strip() for t in texts}
+    return {hashlib.sha256(f"{model}\x00{t}".encode()).digest() for t in texts if t}
+
+
+def cache_keys(cache_dir: Path) -> set[bytes]:
+    keys: set[bytes] = set()
+    for db in cache_dir.glob("*.sqlite"):
+        with sqlite3.connect(db) as con:
+            keys |= {k for (k,) in con.execute("SELECT key FROM vectors")}
+    return keys

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -24,29 +23,13 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
-from pii_cases import FIELDS, Case, cases, survivors
+from pii_cases import FIELDS, Case, cache_keys, draw_cases, forbidden_digests, survivors
 
-from clickintent.encoder.features import search_terms
 from clickintent.encoder.text import HASHING_NAME
-from clickintent.pii import decode, redact
+from clickintent.pii import redact
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 BENIGN = {"url": "https://bank.example/cards", "page_title": "Cards", "referrer": None, "search_query": None}
-
-
-def draw_cases(field: str, n: int) -> list[Case]:
-    """`n` cases for `field`, the same on every run (hypothesis derandomized, no shrinking)."""
-    out: list[Case] = []
-
-    @settings(max_examples=n, derandomize=True, database=None, phases=[Phase.generate], deadline=None,
-              suppress_health_check=list(HealthCheck))  # fmt: skip
-    @given(cases(field))
-    def collect(case: Case) -> None:
-        out.append(case)
-
-    collect()
-    return out
 
 
 def raw_rows(per_field: int) -> tuple[list[dict[str, Any]], list[Case]]:
@@ -57,21 +40,6 @@ def raw_rows(per_field: int) -> tuple[list[dict[str, Any]], list[Case]]:
         ts = "not a time" if i % 5 == 4 else (T0 + timedelta(seconds=i)).isoformat()
         rows.append({"visitor_id": f"v{i}", "ts": ts, **BENIGN, case.field: case.value})
     return rows, all_cases
-
-
-def forbidden_digests(case: Case, model: str) -> set[bytes]:
-    """Digests the text cache would hold if `case` had reached it unredacted (TextVectors' key)."""
-    texts = {case.value, decode(case.value)}
-    texts |= {search_terms(t) for t in list(texts)} | {t.strip() for t in texts}
-    return {hashlib.sha256(f"{model}\x00{t}".encode()).digest() for t in texts if t}
-
-
-def cache_keys(cache_dir: Path) -> set[bytes]:
-    keys: set[bytes] = set()
-    for db in cache_dir.glob("*.sqlite"):
-        with sqlite3.connect(db) as con:
-            keys |= {k for (k,) in con.execute("SELECT key FROM vectors")}
-    return keys
 
 
 def needles_only(case: Case) -> Case:
