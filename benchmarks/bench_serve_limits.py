@@ -3,9 +3,10 @@
 Three modes, each against a real `clickintent serve` (toy bundle unless --bundle) with an API key:
 
 - adversarial: one worst-case request at a time (about 1 MiB of the text the redactor works hardest on,
-  in 8 KB URLs; `--kind issue` sends the issue's own 100 x 8 KB request instead) is kept in flight for
-  --seconds, while a second client asks /healthz every 10 ms; /healthz latency p50/p99/max with and
-  without the heavy request, and the heavy request's own time. Goal: p99 under 50 ms.
+  in 8 KB URLs; `--kind issue` sends the issue's own 100 x 8 KB request instead; --bodies distinct ones in
+  turn, so no cache answers them) is kept in flight for --seconds, while a second client asks /healthz
+  every 10 ms; /healthz latency p50/p99/max with and without the heavy request, and the heavy request's
+  own time. Goal: p99 under 50 ms.
 - memory: --requests /v1/embed requests whose every event has a unique URL (--url-chars long) and a
   unique title; the server's RSS every --sample requests, and the text cache's rows on disk. Goal: RSS
   levels off inside the documented bounds (docs/SERVICE.md, "Memory").
@@ -48,9 +49,9 @@ def pct(values: list[float], q: float) -> float:
     return round(float(np.percentile(np.array(values) * 1e3, q)), 2)
 
 
-def worst_body(kind: str) -> bytes:
-    """About 1 MiB of request (see the module doc)."""
-    r = random.Random(0)
+def worst_body(kind: str, seed: int = 0) -> bytes:
+    """About 1 MiB of request (see the module doc); each seed gives other text, so no cache can answer it."""
+    r = random.Random(seed)
     if kind == "issue":  # issue 17's reproduction, verbatim
         events = [{"ts": "2025-03-01T09:00:00Z",
                    "url": "https://bank.example/123456/" + "".join(r.choices(string.ascii_lowercase, k=8100))}
@@ -59,7 +60,7 @@ def worst_body(kind: str) -> bytes:
     slow = ["/123456/" + "".join(r.choices(string.ascii_lowercase, k=8100)), "?" + "token=b&" * 1000,
             "/" + "1 2 3 4 5 6 7 8 9 0 " * 400, "/" + "4111 1111 1111 1112 " * 400, "/" + "a@b.cc " * 1150,
             "/" + "%25" * 2700]  # fmt: skip
-    events = [{"ts": "2025-03-01T09:00:00Z", "url": ("https://bank.example" + slow[i % len(slow)])[:8192]}
+    events = [{"ts": "2025-03-01T09:00:00Z", "url": (f"https://bank.example/{seed}-{i}" + slow[i % len(slow)])[:8192]}
               for i in range(124)]  # fmt: skip
     return json.dumps({"events": events}).encode()
 
@@ -78,7 +79,8 @@ def poll_health(url: str, stop: threading.Event, out: list[float]) -> None:
 def run_adversarial(args: argparse.Namespace, server: Server) -> dict[str, Any]:
     import httpx
 
-    body = worst_body(args.kind)
+    bodies = [worst_body(args.kind, seed) for seed in range(args.bodies)]  # cycled: more than any cache holds
+    body = bodies[0]
     quiet: list[float] = []
     stop = threading.Event()
     t = threading.Thread(target=poll_health, args=(server.url, stop, quiet))
@@ -97,6 +99,7 @@ def run_adversarial(args: argparse.Namespace, server: Server) -> dict[str, Any]:
         t_end = time.time() + args.seconds
         while time.time() < t_end:
             t0 = time.perf_counter()
+            body = bodies[(len(heavy) + 1) % len(bodies)]
             statuses.append(c.post("/v1/embed", content=body, headers=HEADERS).status_code)
             heavy.append(time.perf_counter() - t0)
     stop.set()
@@ -191,6 +194,7 @@ def main() -> None:
     ap.add_argument("--pythonpath", default=None, help="serve the clickintent package found in this directory")
     ap.add_argument("--seconds", type=float, default=30, help="adversarial: how long heavy requests are sent")
     ap.add_argument("--kind", choices=["worst", "issue"], default="worst", help="adversarial: the heavy body")
+    ap.add_argument("--bodies", type=int, default=60, help="adversarial: distinct heavy bodies, sent in turn")
     ap.add_argument("--requests", type=int, default=10_000, help="memory: requests with unique URLs")
     ap.add_argument("--events", type=int, default=10, help="memory: events per request")
     ap.add_argument("--url-chars", type=int, default=8000, help="memory: random characters per URL")

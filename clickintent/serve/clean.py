@@ -88,3 +88,13 @@ def with_dwell(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = [dict(r) for r in rows]
     fill_dwell(out)
     return out
+
+
+Cleaned = tuple[list[dict[str, Any]], list[int]]  # redacted rows in time order, the request index of each
+
+
+def clean_sessions(sessions: Sequence[Sequence[Event]]) -> tuple[list[Cleaned], Counter[str]]:
+    """`clean_session` of each session, and the redactions of all (the service runs it in a worker
+    process for large requests, so it takes and returns only picklable values)."""
+    counts: Counter[str] = Counter()
+    return [clean_session(events, counts) for events in sessions], counts

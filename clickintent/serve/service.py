@@ -7,19 +7,21 @@ the old model and new ones get the new model: no request fails or mixes the two.
 old model serving. Also here: the steps every route shares (redact the events, turn a scored session into
 its response fields), so each route module is only its resource's HTTP surface.
 
-Redaction is CPU work that grows with the request (up to ~0.7 s for a 1 MiB body of the worst text:
-docs/BENCHMARKS.md), so a request with more than `INLINE_CHARS` characters of text is cleaned on a worker
-thread (`CLEAN_THREADS` of them), never on the event loop: /healthz and small requests go on meanwhile.
+Redaction is CPU work that grows with the request (up to ~0.9 s for a 1 MiB body of the worst text:
+docs/BENCHMARKS.md), so a request with more than `INLINE_CHARS` characters of text is cleaned in a worker
+process (`CLEAN_PROCESSES`, spawned at the first such request), never on the event loop. A process, not a
+thread: a thread redacting holds the GIL, which took /healthz's p99 beside a 1 MiB request from ~17 ms
+to 40-55 ms on the test box (issue 17). Large requests queue for it; /healthz and small requests go on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
-from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -27,7 +29,7 @@ from fastapi import HTTPException, status
 
 from clickintent.ingest.transform import REDACTED_COLUMNS
 from clickintent.serve.batcher import InferenceQueue
-from clickintent.serve.clean import UnparseableUrl, clean_session
+from clickintent.serve.clean import Cleaned, UnparseableUrl, clean_sessions
 from clickintent.serve.live import LiveSessions
 from clickintent.serve.metrics import Metrics
 from clickintent.serve.model import Scored, ServingModel
@@ -37,8 +39,7 @@ from clickintent.serve.settings import Settings
 log = logging.getLogger(__name__)
 
 INLINE_CHARS = 8192  # text a request may have to be cleaned on the event loop (worst case ~6 ms of CPU)
-CLEAN_THREADS = 2
-Cleaned = tuple[list[dict[str, Any]], list[int]]  # redacted rows in time order, the request index of each
+CLEAN_PROCESSES = 1
 
 
 class Service:
@@ -49,7 +50,8 @@ class Service:
         self.model: ServingModel | None = model
         self.live: LiveSessions | None = None
         self._reload_lock: asyncio.Lock | None = None
-        self._cleaners = ThreadPoolExecutor(CLEAN_THREADS, thread_name_prefix="clickintent-clean")
+        # spawned, not forked: the parent runs threads (inference), and a fork would copy torch's state
+        self._cleaners = ProcessPoolExecutor(CLEAN_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
 
     def _load(self, previous: ServingModel | None = None) -> ServingModel:
         s = self.settings
@@ -113,22 +115,19 @@ class Service:
     # -- steps shared by the routes ------------------------------------------------------------------
 
     async def clean(self, *sessions: Sequence[Event]) -> list[Cleaned]:
-        """Each session's redacted, time-ordered events and their request indexes (clean.clean_session),
-        counted in metrics; on a worker thread when the request holds much text (see the module doc)."""
+        """Each session's redacted, time-ordered events and their request indexes (clean.clean_sessions),
+        counted in metrics; in a worker process when the request holds much text (see the module doc)."""
         chars = sum(len(v) for events in sessions for e in events for c in REDACTED_COLUMNS if (v := getattr(e, c)))
-        if chars <= INLINE_CHARS:
-            return self._clean(sessions)
-        return await asyncio.get_running_loop().run_in_executor(self._cleaners, self._clean, sessions)
-
-    def _clean(self, sessions: Sequence[Sequence[Event]]) -> list[Cleaned]:
-        counts: Counter[str] = Counter()
         try:
-            out = [clean_session(events, counts) for events in sessions]
+            if chars <= INLINE_CHARS:
+                out, counts = clean_sessions(sessions)
+            else:
+                loop = asyncio.get_running_loop()
+                out, counts = await loop.run_in_executor(self._cleaners, clean_sessions, sessions)
         except UnparseableUrl as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-        finally:
-            for kind, n in counts.items():
-                self.metrics.redactions.labels(kind).inc(n)
+        for kind, n in counts.items():
+            self.metrics.redactions.labels(kind).inc(n)
         return out
 
     def intent_fields(
