@@ -206,9 +206,11 @@ def main() -> None:
     args = ap.parse_args()
 
     os.environ["CLICKINTENT_API_KEY"] = KEY
+    bundle = ensure_bundle(args.bundle).resolve()
+    args.out = args.out.resolve() if args.out else None
     if args.pythonpath:
         os.environ["PYTHONPATH"] = args.pythonpath
-    bundle = ensure_bundle(args.bundle)
+        os.chdir(args.pythonpath)  # `python -c` puts the working directory first on sys.path
     text_cache = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-limits-text-{os.getpid()}"
     text_cache.mkdir(parents=True, exist_ok=True)
     extra = ["--text-cache", str(text_cache)]

@@ -13,6 +13,7 @@ ids, work off the event loop) are tested in tests/test_serve_limits.py.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import threading
@@ -432,7 +433,9 @@ def test_schemathesis_finds_no_server_error(server: Server) -> None:
     from schemathesis.checks import not_a_server_error
 
     schema = schemathesis.openapi.from_url(server.url + "/openapi.json")
-    deadline = time.time() + 50  # the whole run stays under a minute on the 2-core machine
+    # bounded in the suite: 25 examples an operation, under a minute; more on demand (docs/BENCHMARKS.md)
+    examples = int(os.environ.get("CLICKINTENT_SCHEMATHESIS_EXAMPLES", "25"))
+    deadline = time.time() + 50 * max(1, examples // 25)
     failures = []
     calls: list[int] = []
     for result in schema.get_all_operations():
@@ -440,7 +443,7 @@ def test_schemathesis_finds_no_server_error(server: Server) -> None:
         if operation.path == "/admin/reload":
             continue  # reloading is tested above; here it would only slow the run
 
-        @settings(max_examples=25, deadline=None, phases=[Phase.generate],
+        @settings(max_examples=examples, deadline=None, phases=[Phase.generate],
                   suppress_health_check=list(HealthCheck), database=None)  # fmt: skip
         @given(case=operation.as_strategy())
         def check(case: Any) -> None:
@@ -452,4 +455,5 @@ def test_schemathesis_finds_no_server_error(server: Server) -> None:
         except Exception as exc:  # collect every operation's failure, then fail once
             failures.append(f"{operation.method.upper()} {operation.path}: {exc}")
     assert failures == []
-    assert len(calls) > 100 and 500 not in calls and {200, 422} <= set(calls)
+    assert len(calls) > 100 and not any(c >= 500 for c in calls) and {200, 422} <= set(calls)
+    print(f"schemathesis: {len(calls)} calls, statuses {sorted(Counter(calls).items())}")

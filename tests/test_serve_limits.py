@@ -230,6 +230,21 @@ def test_a_heavy_request_does_not_stall_the_service(guarded: Server) -> None:
 
 
 @pytest.mark.integration
+def test_a_dead_redaction_worker_is_replaced(guarded: Server) -> None:
+    body = _worst_body()
+    post = lambda: httpx.post(guarded.url + "/v1/embed", content=body, timeout=120,  # noqa: E731
+                              headers={**AUTH, "content-type": "application/json"})  # fmt: skip
+    assert post().status_code == 200  # the worker process exists now
+    children = subprocess.run(["pgrep", "-P", str(guarded.proc.pid)], capture_output=True, text=True).stdout.split()
+    workers = [int(p) for p in children if "spawn" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    assert workers
+    for pid in workers:
+        os.kill(pid, 9)
+    time.sleep(0.5)
+    assert post().status_code == 200
+
+
+@pytest.mark.integration
 def test_live_sessions_answer_only_to_their_issued_id(guarded: Server) -> None:
     with httpx.Client(base_url=guarded.url, timeout=30, headers=AUTH) as c:
         first = c.post("/v1/sessions", json={"events": journey("cards", 2)})

@@ -10,8 +10,9 @@ its response fields), so each route module is only its resource's HTTP surface.
 Redaction is CPU work that grows with the request (up to ~0.9 s for a 1 MiB body of the worst text:
 docs/BENCHMARKS.md), so a request with more than `INLINE_CHARS` characters of text is cleaned in a worker
 process (`CLEAN_PROCESSES`, spawned at the first such request), never on the event loop. A process, not a
-thread: a thread redacting holds the GIL, which took /healthz's p99 beside a 1 MiB request from ~17 ms
-to 40-55 ms on the test box (issue 17). Large requests queue for it; /healthz and small requests go on.
+thread: a thread redacting holds the GIL, which took /healthz's p99 beside a 1 MiB request from 6 ms to
+16 ms on the quiet test box, and to 34-55 ms on the busy one (issue 17). Large requests queue for it;
+/healthz and small requests go on. A worker that dies (killed for memory, say) is replaced at once.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import asyncio
 import logging
 import multiprocessing
 import time
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
@@ -42,6 +45,11 @@ INLINE_CHARS = 8192  # text a request may have to be cleaned on the event loop (
 CLEAN_PROCESSES = 1
 
 
+def _cleaner_pool() -> ProcessPoolExecutor:
+    # spawned, not forked: the parent runs threads (inference), and a fork would copy torch's state
+    return ProcessPoolExecutor(CLEAN_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+
+
 class Service:
     def __init__(self, settings: Settings, model: ServingModel | None = None) -> None:
         self.settings = settings
@@ -50,8 +58,7 @@ class Service:
         self.model: ServingModel | None = model
         self.live: LiveSessions | None = None
         self._reload_lock: asyncio.Lock | None = None
-        # spawned, not forked: the parent runs threads (inference), and a fork would copy torch's state
-        self._cleaners = ProcessPoolExecutor(CLEAN_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
+        self._cleaners = _cleaner_pool()
 
     def _load(self, previous: ServingModel | None = None) -> ServingModel:
         s = self.settings
@@ -122,13 +129,22 @@ class Service:
             if chars <= INLINE_CHARS:
                 out, counts = clean_sessions(sessions)
             else:
-                loop = asyncio.get_running_loop()
-                out, counts = await loop.run_in_executor(self._cleaners, clean_sessions, sessions)
+                out, counts = await self._clean_elsewhere(sessions)
         except UnparseableUrl as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         for kind, n in counts.items():
             self.metrics.redactions.labels(kind).inc(n)
         return out
+
+    async def _clean_elsewhere(self, sessions: Sequence[Sequence[Event]]) -> tuple[list[Cleaned], Counter[str]]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._cleaners, clean_sessions, sessions)
+        except BrokenProcessPool:  # the worker died: a new pool, and one more try
+            log.error("the redaction worker process died; starting a new one")
+            self._cleaners.shutdown(wait=False, cancel_futures=True)
+            self._cleaners = _cleaner_pool()
+            return await loop.run_in_executor(self._cleaners, clean_sessions, sessions)
 
     def intent_fields(
         self,
