@@ -161,7 +161,7 @@ def serve_cmd(
     """Serve embeddings and intents of BUNDLE over HTTP (see docs/SERVICE.md).
 
     \b
-    Routes: POST /v1/embed /v1/intent /v1/score /v1/sessions/{id}/events /admin/reload,
+    Routes: POST /v1/embed /v1/intent /v1/score /v1/sessions /v1/sessions/{id}/events /admin/reload,
             GET /healthz /readyz /metrics /docs /openapi.json
     Set CLICKINTENT_API_KEY to require a key on every route but the health checks.
     Reload a new bundle without a restart: POST /admin/reload, or `kill -HUP <pid>`.
