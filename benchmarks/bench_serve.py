@@ -10,7 +10,7 @@ request is one 20-event toy session, sent as JSON):
   --concurrency for at least --requests requests (wrk runs for a duration: a 5 s probe sets it);
   throughput, p50, p99 and errors (non-2xx and socket errors) per route. Falls back to an async httpx
   client when wrk is missing.
-- soak: the same server under a mixed load (intent, embed, live sessions with random keys) for --minutes
+- soak: the same server under a mixed load (intent, embed, new live sessions) for --minutes
   (default 10) or --requests, whichever ends first; the server's RSS is sampled every --sample seconds
   and compared between the end of the warm-up and the end of the run.
 
@@ -47,7 +47,7 @@ ROUTES: dict[str, tuple[str, dict[str, Any]]] = {
     "intent": ("/v1/intent", {}),
     "intent-noexplain": ("/v1/intent", {"explain": False}),
     "embed": ("/v1/embed", {}),
-    "live": ("/v1/sessions/bench-{rand}/events", {"clicks": 1}),  # one click per request, 200k visitor keys
+    "live": ("/v1/sessions", {"clicks": 1}),  # one click per request, each a new live session (server-issued id)
 }
 
 WRK_SCRIPT = r"""
@@ -321,7 +321,7 @@ def run_soak(args: argparse.Namespace, bundle: Path) -> dict[str, Any]:
 
     events = session_events(args.events)
     server = Server(bundle, args.workers, args.engine, ["--live-max-sessions", str(args.live_max_sessions)])
-    paths = ["/v1/intent", "/v1/embed", "/v1/sessions/soak-{rand}/events", "/v1/sessions/soak-{rand}/events"]
+    paths = ["/v1/intent", "/v1/embed", "/v1/sessions", "/v1/sessions"]  # live: new sessions, ids issued by the server
     samples: list[tuple[float, float]] = []
     stop = threading.Event()
 

@@ -7,8 +7,14 @@ change the encoder's version (the `model_version` written beside embeddings).
 
 `load_bundle` verifies the format version and the sha256 of every listed file, and refuses missing or
 unlisted files; `Bundle.read_*` re-check the bytes they return, so a file swapped after loading is caught
-too. Weights are safetensors, everything else JSON: nothing here uses pickle. What it leaves out: signing
-(a checksum detects accidents and tampering with the files, not a forged manifest) and remote storage.
+too. Versions are derived from the content: the bundle's and each component's version are recomputed at
+load from the files' verified digests (and must equal what the manifest says), so different weights
+always report a different `bundle_version` and `model_version`, even under a manifest someone re-signed
+(issue 17). A `BundleError` says what is wrong in words (`reason`, safe to show a client) beside its full
+message (paths and library errors, for the log). Weights are safetensors, everything else JSON: nothing
+here uses pickle. What it leaves out: signing (a checksum detects accidents and tampering with the
+files, and the content-derived version exposes a forged manifest; it does not authenticate who made it)
+and remote storage.
 """
 
 from __future__ import annotations
@@ -31,7 +37,14 @@ FORMAT_VERSION = 1
 
 
 class BundleError(Exception):
-    """A bundle is missing, incomplete, tampered with, or from an incompatible version."""
+    """A bundle is missing, incomplete, tampered with, or from an incompatible version.
+
+    `str(error)` is the full message for the operator's log (it may name server paths); `reason` says what
+    is wrong in words, without paths or library errors, for an HTTP client."""
+
+    def __init__(self, message: str, reason: str = "the bundle could not be loaded") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -50,10 +63,22 @@ def _library_versions() -> dict[str, str]:
 
 def component_version(name: str, files: Mapping[str, bytes]) -> str:
     """`name-<12 hex>`: a digest of the component's file names and contents."""
+    return _component_digest(name, {fname: sha256_bytes(data) for fname, data in files.items()})
+
+
+def _component_digest(name: str, digests: Mapping[str, str]) -> str:
     h = hashlib.sha256(name.encode())
-    for fname in sorted(files):
-        h.update(fname.encode() + b"\x00" + sha256_bytes(files[fname]).encode())
+    for fname in sorted(digests):
+        h.update(fname.encode() + b"\x00" + digests[fname].encode())
     return f"{name}-{h.hexdigest()[:12]}"
+
+
+def _bundle_digest(files: Mapping[str, Mapping[str, Any]]) -> str:
+    """The bundle version: a digest of every file name and content digest."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(f"{name}\x00{files[name]['sha256']}\n".encode())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -81,7 +106,8 @@ class Bundle:
             return dict(self.manifest["components"][name])
         except KeyError:
             raise BundleError(
-                f"bundle {self.path} has no {name!r} component (it has: {', '.join(self.components) or 'none'})"
+                f"bundle {self.path} has no {name!r} component (it has: {', '.join(self.components) or 'none'})",
+                f"the bundle has no {name} component",
             ) from None
 
     def has(self, name: str) -> bool:
@@ -89,7 +115,7 @@ class Bundle:
 
     def read_bytes(self, name: str) -> bytes:
         if name not in self.manifest["files"]:
-            raise BundleError(f"bundle {self.path} has no file {name!r}")
+            raise BundleError(f"bundle {self.path} has no file {name!r}", f"the bundle has no file {name}")
         data = (self.path / name).read_bytes()
         _check_file(self.path, name, data, self.manifest["files"][name])
         return data
@@ -98,7 +124,7 @@ class Bundle:
         try:
             return json.loads(self.read_bytes(name))
         except json.JSONDecodeError as exc:
-            raise BundleError(f"{self.path / name} is not valid JSON: {exc}") from exc
+            raise BundleError(f"{self.path / name} is not valid JSON: {exc}", f"{name} is not valid JSON") from exc
 
     def read_tensors(self, name: str) -> dict[str, Any]:
         """A safetensors file as torch tensors (parsed from the verified bytes)."""
@@ -107,7 +133,9 @@ class Bundle:
         try:
             return load(self.read_bytes(name))
         except Exception as exc:  # safetensors raises its own error types
-            raise BundleError(f"{self.path / name} is not a valid safetensors file: {exc}") from exc
+            raise BundleError(
+                f"{self.path / name} is not a valid safetensors file: {exc}", f"{name} is not a valid safetensors file"
+            ) from exc
 
 
 def _check_file(root: Path, name: str, data: bytes, entry: Mapping[str, Any]) -> None:
@@ -116,29 +144,37 @@ def _check_file(root: Path, name: str, data: bytes, entry: Mapping[str, Any]) ->
             f"bundle file {root / name} does not match its checksum in {MANIFEST} "
             f"(expected sha256 {entry['sha256'][:16]}..., {entry['bytes']} bytes; got "
             f"{sha256_bytes(data)[:16]}..., {len(data)} bytes): the bundle was modified or is incomplete; "
-            "rebuild it rather than editing files in place"
+            "rebuild it rather than editing files in place",
+            f"{name} does not match its checksum (the bundle was modified or is incomplete)",
         )
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        raise BundleError(f"bundle directory {path} does not exist")
+        raise BundleError(f"bundle directory {path} does not exist", "the bundle directory does not exist")
     mpath = path / MANIFEST
     if not mpath.is_file():
-        raise BundleError(f"{path} is not a clickintent bundle: {MANIFEST} is missing")
+        raise BundleError(f"{path} is not a clickintent bundle: {MANIFEST} is missing", f"{MANIFEST} is missing")
     try:
         manifest = json.loads(mpath.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{mpath} is not valid JSON: {exc}") from exc
+        raise BundleError(f"{mpath} is not valid JSON: {exc}", f"{MANIFEST} is not valid JSON") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BundleError(f"{mpath} is not a clickintent bundle manifest")
+        raise BundleError(f"{mpath} is not a clickintent bundle manifest", f"{MANIFEST} is not a bundle manifest")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"bundle {path} has format version {manifest.get('format_version')}, this clickintent reads "
-            f"version {FORMAT_VERSION}: rebuild the bundle with this version"
+            f"version {FORMAT_VERSION}: rebuild the bundle with this version",
+            f"the bundle's format version is not {FORMAT_VERSION}: rebuild it with this version",
         )
-    if not isinstance(manifest.get("files"), dict) or not isinstance(manifest.get("components"), dict):
-        raise BundleError(f"{mpath} lacks its 'files' or 'components' table")
+    files, components = manifest.get("files"), manifest.get("components")
+    if (
+        not isinstance(files, dict) or not isinstance(components, dict)
+        or not all(isinstance(e, dict) and isinstance(e.get("sha256"), str) and isinstance(e.get("bytes"), int)
+                   for e in files.values())
+        or not all(isinstance(c, dict) and isinstance(c.get("files", []), list) for c in components.values())
+    ):  # fmt: skip
+        raise BundleError(f"{mpath} lacks its 'files' or 'components' table", f"{MANIFEST} is malformed")
     return manifest
 
 
@@ -149,17 +185,32 @@ def load_bundle(path: str | Path) -> Bundle:
     listed = set(manifest["files"])
     present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and p.name != MANIFEST}
     if missing := sorted(listed - present):
-        raise BundleError(f"bundle {root} is incomplete: missing {', '.join(missing)}")
+        raise BundleError(f"bundle {root} is incomplete: missing {', '.join(missing)}", "the bundle is incomplete")
     if extra := sorted(present - listed):
         raise BundleError(
             f"bundle {root} holds files its {MANIFEST} does not list: {', '.join(extra)} "
-            "(add files with clickintent.bundle.add_to_bundle, not by copying)"
+            "(add files with clickintent.bundle.add_to_bundle, not by copying)",
+            f"the bundle holds files its {MANIFEST} does not list",
         )
     for name in sorted(listed):
         _check_file(root, name, (root / name).read_bytes(), manifest["files"][name])
+    # The files are now known to match their digests, so versions derived from the digests are derived
+    # from the content; a manifest that claims other versions was edited, and is refused.
+    claimed = {"bundle": manifest.get("bundle_version")}
+    derived = {"bundle": _bundle_digest(manifest["files"])}
     for cname, comp in manifest["components"].items():
         if unknown := [f for f in comp.get("files", []) if f not in listed]:
-            raise BundleError(f"component {cname!r} of bundle {root} names unlisted files {unknown}")
+            raise BundleError(
+                f"component {cname!r} of bundle {root} names unlisted files {unknown}", f"{MANIFEST} is malformed"
+            )
+        claimed[cname] = comp.get("version")
+        derived[cname] = _component_digest(cname, {f: manifest["files"][f]["sha256"] for f in comp.get("files", [])})
+    if wrong := sorted(k for k in derived if claimed[k] != derived[k]):
+        raise BundleError(
+            f"bundle {root}: the versions in {MANIFEST} do not match its files ({', '.join(wrong)}): the manifest "
+            "was edited by hand; rebuild the bundle",
+            f"the versions in {MANIFEST} do not match the bundle's files",
+        )
     return Bundle(root, manifest)
 
 
@@ -213,10 +264,7 @@ def add_to_bundle(
         "version": component_version(component, files),
         "files": sorted(files),
     }
-    digest = hashlib.sha256()
-    for name in sorted(manifest["files"]):
-        digest.update(f"{name}\x00{manifest['files'][name]['sha256']}\n".encode())
-    manifest["bundle_version"] = digest.hexdigest()[:16]
+    manifest["bundle_version"] = _bundle_digest(manifest["files"])
     manifest["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     manifest["versions"] = _library_versions()
     _write_atomic(root / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())

@@ -7,15 +7,19 @@ token-like strings) replaced by placeholders in the path and in parameter values
 parameters (``q=``, ``query=``, ...) become ``{text}``: the text itself lives in `search_query`.
 
 Values without a '/' or a '.' (for example the item ids of the YOOCHOOSE sample) are opaque keys
-and come back unchanged. What it leaves out: resolving relative links against a base URL,
-internationalised domain names, and percent-decoding beyond what `urllib.parse` does.
+and come back unchanged. Results are cached (`CACHE_ITEMS` entries, `CACHE_BYTES` bytes, least
+recently used first out: clickintent.cache), since a site's URLs repeat. The input must already be
+redacted and decoded (clickintent.pii); the cache then never holds PII. What it leaves out: resolving
+relative links against a base URL, internationalised domain names, and percent-decoding beyond what
+`urllib.parse` does (the redactor decoded the text before it came here).
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from urllib.parse import parse_qsl, urlsplit
+
+from clickintent.cache import BoundedCache
 
 TRACKING_PARAMS = frozenset(
     {
@@ -48,9 +52,18 @@ def is_tracking_param(key: str) -> bool:
     return k in TRACKING_PARAMS or k.startswith(TRACKING_PREFIXES)
 
 
-@lru_cache(maxsize=262_144)
+CACHE_ITEMS = 262_144
+CACHE_BYTES = 32 << 20  # per process: ~100,000 URLs of 100 chars; 8 KB hostile ones cannot grow it further
+_cache: BoundedCache[str, str] = BoundedCache(CACHE_ITEMS, CACHE_BYTES)
+
+
 def normalize_url(url: str) -> str:
     """The page id for `url` (see the module docstring)."""
+    got = _cache.get(url)
+    return got if got is not None else _cache.put(url, _normalize(url))
+
+
+def _normalize(url: str) -> str:
     url = url.strip()
     if "/" not in url and "." not in url:
         return url  # an opaque key, not a URL

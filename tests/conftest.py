@@ -33,3 +33,18 @@ def yoochoose_dir() -> Path:
     if not YOOCHOOSE_DIR.is_dir():
         pytest.fail(f"real data sample not found at {YOOCHOOSE_DIR} (shared/ must sit beside the repo)")
     return YOOCHOOSE_DIR
+
+
+@pytest.fixture(scope="session")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """For the service tests: two toy bundles (encoder + classifier) that differ, a broken one, a text cache."""
+    from clickintent.serve.toy import toy_bundle
+
+    root = tmp_path_factory.mktemp("serve-bundles")
+    a = toy_bundle(root / "a", sessions=500, epochs=3, seed=0)
+    b = toy_bundle(root / "b", sessions=300, epochs=1, seed=1)
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{}")
+    (root / "text").mkdir()
+    return {"a": a, "b": b, "broken": broken, "text": root / "text"}

@@ -130,3 +130,53 @@ def test_refuses_to_write_into_a_foreign_directory(tmp_path: Path) -> None:
         add_to_bundle(tmp_path, "encoder", {"encoder.json": b"{}"})
     with pytest.raises(BundleError, match="invalid bundle file name"):
         add_to_bundle(tmp_path / "b", "encoder", {"../escape.json": b"{}"})
+
+
+def _resign(path: Path, name: str, data: bytes) -> dict[str, object]:
+    """Change one file and rewrite its checksum in the manifest, as someone editing a bundle by hand would."""
+    import hashlib
+
+    (path / name).write_bytes(data)
+    mpath = path / MANIFEST
+    manifest = json.loads(mpath.read_text())
+    manifest["files"][name] = {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    mpath.write_text(json.dumps(manifest))
+    return manifest
+
+
+def test_versions_come_from_the_content_not_the_manifest(encoder_bundle: Bundle) -> None:
+    # Issue 17: changed weights under a re-signed manifest kept the old bundle_version and model_version.
+    path = encoder_bundle.path
+    weights = bytearray((path / "encoder.safetensors").read_bytes())
+    weights[-1] ^= 0x01
+    manifest = _resign(path, "encoder.safetensors", bytes(weights))
+    with pytest.raises(BundleError, match=r"versions in manifest\.json do not match") as info:
+        load_bundle(path)  # the checksums match, the claimed versions do not
+    assert info.value.reason == "the versions in manifest.json do not match the bundle's files"
+    # Re-signing the versions too only gives the bundle the versions its content has: new ones.
+    old_bundle, old_model = encoder_bundle.version, encoder_bundle.component("encoder")["version"]
+    files = {n: (path / n).read_bytes() for n in encoder_bundle.files}
+    fixed = add_to_bundle(path.parent / "resigned", "encoder", files)
+    assert fixed.version != old_bundle and fixed.component("encoder")["version"] != old_model
+    manifest["bundle_version"] = fixed.version
+    manifest["components"]["encoder"]["version"] = fixed.component("encoder")["version"]  # type: ignore[index]
+    (path / MANIFEST).write_text(json.dumps(manifest))
+    assert load_bundle(path).version == fixed.version
+
+
+@pytest.mark.parametrize("break_it", ["tamper", "missing", "manifest", "format"])
+def test_refusals_say_what_is_wrong_without_paths(encoder_bundle: Bundle, break_it: str) -> None:
+    path = encoder_bundle.path
+    if break_it == "tamper":
+        (path / "vocab.json").write_text("{}")
+    elif break_it == "missing":
+        (path / "vocab.json").unlink()
+    elif break_it == "manifest":
+        (path / MANIFEST).write_text("{not json")
+    else:
+        (path / MANIFEST).write_text(json.dumps({**json.loads((path / MANIFEST).read_text()), "format_version": 9}))
+    with pytest.raises(BundleError) as info:
+        load_bundle(path)
+    assert str(path) in str(info.value)  # the log gets the detail ...
+    reason = info.value.reason
+    assert str(path.parent) not in reason and "/" not in reason and "Error" not in reason  # ... a client words

@@ -42,3 +42,23 @@ def test_minilm_loads_offline_and_means_something(tmp_path: Path, monkeypatch: p
     v = tv.lookup(["credit card with cashback", "cashback credit card offer", "mortgage repayment calculator"])
     assert v.shape == (3, 384) and np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert v[0] @ v[1] > v[0] @ v[2] + 0.2
+
+
+def test_both_levels_of_the_cache_are_bounded(tmp_path: Path) -> None:
+    # Issue 17: every cache is bounded. Memory by vectors and bytes (LRU), the file by rows (oldest out).
+    import sqlite3
+
+    tv = TextVectors(HashingEncoder(), tmp_path, memory_limit=10**6, memory_bytes=200_000, disk_rows=300)
+    texts = [f"title number {i} " + "x" * 100 for i in range(2000)]
+    for i in range(0, len(texts), 100):
+        tv.lookup(texts[i : i + 100])
+    assert tv._memory.nbytes <= 200_000 and 50 < len(tv._memory) < 200
+    with sqlite3.connect(tmp_path / "hashing-384.sqlite") as con:
+        rows = con.execute("SELECT count(*) FROM vectors").fetchone()[0]
+    assert rows <= 300 + 300  # pruned every `disk_rows` writes when that is fewer than DISK_CHECK_EVERY
+    before = tv.n_encoded
+    assert np.allclose(tv.lookup(texts[-1:]), HashingEncoder().encode(texts[-1:]))  # the newest are kept
+    assert tv.n_encoded == before
+    tv.lookup(texts[:1])  # the oldest were dropped from both: encoded again
+    assert tv.n_encoded == before + 1
+    tv.close()

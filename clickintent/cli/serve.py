@@ -84,6 +84,20 @@ def _log_config(level: str) -> dict[str, object]:
     help="Events returned by explain as the ones that weighed most.",
 )
 @click.option(
+    "--read-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1, max=600),
+    help="Seconds a request's headers, and then its body, may take to arrive (then closed / 408).",
+)
+@click.option(
+    "--max-connections",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Open connections per worker; more are closed as they open.",
+)
+@click.option(
     "--live-max-sessions",
     default=10_000,
     show_default=True,
@@ -95,7 +109,7 @@ def _log_config(level: str) -> dict[str, object]:
     default=256,
     show_default=True,
     type=click.IntRange(1),
-    help="Memory for live-session events, in MiB (least recently used dropped first).",
+    help="Memory for live sessions, in MiB as Python holds them (least recently used dropped first).",
 )
 @click.option(
     "--live-ttl",
@@ -135,6 +149,8 @@ def serve_cmd(
     max_events: int,
     max_batch: int,
     top_events: int,
+    read_timeout: float,
+    max_connections: int,
     live_max_sessions: int,
     live_max_mb: int,
     live_ttl: float,
@@ -145,18 +161,23 @@ def serve_cmd(
     """Serve embeddings and intents of BUNDLE over HTTP (see docs/SERVICE.md).
 
     \b
-    Routes: POST /v1/embed /v1/intent /v1/score /v1/sessions/{id}/events /admin/reload,
+    Routes: POST /v1/embed /v1/intent /v1/score /v1/sessions /v1/sessions/{id}/events /admin/reload,
             GET /healthz /readyz /metrics /docs /openapi.json
     Set CLICKINTENT_API_KEY to require a key on every route but the health checks.
     Reload a new bundle without a restart: POST /admin/reload, or `kill -HUP <pid>`.
     """
     try:
+        from clickintent.serve.settings import check_api_key
+
+        check_api_key(os.environ.get("CLICKINTENT_API_KEY"))  # before the slow imports: a mistake shows at once
         import uvicorn
 
         from clickintent.serve.app import app_from_env  # noqa: F401 - fail here if the extra is missing
     except ImportError as exc:
         hint = "pip install 'clickintent[serve]'"
         raise click.ClickException(f"the service needs the 'serve' extra: {hint} ({exc})") from exc
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     from clickintent.bundle import BundleError, load_bundle
 
     try:
@@ -171,7 +192,8 @@ def serve_cmd(
     env = {
         "BUNDLE": str(bundle.absolute()), "ENGINE": engine, "THREADS": threads, "WORKERS": workers,
         "MAX_BODY_BYTES": max_body_bytes, "MAX_EVENTS": max_events, "MAX_BATCH": max_batch,
-        "TOP_EVENTS": top_events, "LIVE_MAX_SESSIONS": live_max_sessions, "LIVE_MAX_BYTES": live_max_mb << 20,
+        "TOP_EVENTS": top_events, "READ_TIMEOUT_SECONDS": read_timeout, "MAX_CONNECTIONS": max_connections,
+        "LIVE_MAX_SESSIONS": live_max_sessions, "LIVE_MAX_BYTES": live_max_mb << 20,
         "LIVE_TTL_SECONDS": live_ttl, "GAP_MINUTES": gap_minutes,
     }  # fmt: skip
     if text_cache is not None:
@@ -188,4 +210,6 @@ def serve_cmd(
         "clickintent.serve.app:app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=_log_config(log_level.upper()), access_log=False, timeout_graceful_shutdown=30,
         timeout_worker_healthcheck=120,  # a worker loads torch and exports ONNX before it is ready
+        http="clickintent.serve.protocol:GuardedHttpToolsProtocol",  # header deadline, connection bound
+        timeout_keep_alive=5,  # an idle keep-alive connection closes after 5 s (uvicorn's default, said here)
     )  # fmt: skip

@@ -183,7 +183,10 @@ class IntentClassifier:
     def from_bundle(cls, bundle: Bundle | str | Path) -> IntentClassifier:
         b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         if COMPONENT not in b.components:
-            raise BundleError(f"{b.path} has no intent classifier: run `clickintent distill` first")
+            raise BundleError(
+                f"{b.path} has no intent classifier: run `clickintent distill` first",
+                "the bundle has no intent classifier",
+            )
         cfg = b.read_json(CONFIG_FILE)
         w = b.read_tensors(WEIGHTS_FILE)
         clf = cls(C=float(cfg.get("C", 1.0)), other=cfg["other"])
@@ -193,7 +196,10 @@ class IntentClassifier:
         clf.temperature_ = float(cfg["temperature"])
         clf.threshold_ = float(cfg["threshold"])
         if clf.coef_.shape != (len(clf.classes_), int(cfg["dim"])):
-            raise BundleError(f"classifier weights {clf.coef_.shape} do not match its config")
+            raise BundleError(
+                f"classifier weights {clf.coef_.shape} do not match its config",
+                "the classifier's weights do not match its config",
+            )
         return clf
 
 

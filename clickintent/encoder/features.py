@@ -19,6 +19,7 @@ Index conventions: 0 is padding everywhere; 1 is "missing / unknown" for categor
 from __future__ import annotations
 
 import re
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
+from clickintent.cache import BoundedCache, object_bytes
 from clickintent.encoder.text import MINILM_NAME, TextVectors
 from clickintent.schema import KNOWN_EVENT_TYPES
 
@@ -299,10 +301,23 @@ def collate(
     )
 
 
+CACHE_BYTES = 32 << 20  # per cache of a Featurizer (pages, referrers, URL hosts)
+
+
+def _page_bytes(page: str, value: tuple[int, int, list[int]]) -> int:
+    return object_bytes(page, value) + 2 * 32 + sys.getsizeof(value[2]) + 32 * len(value[2])  # ints: <= 32 B
+
+
+def _referrer_bytes(referrer: str, value: tuple[int, str, str]) -> int:
+    return object_bytes(referrer, value) + 32 + sys.getsizeof(value[1]) + sys.getsizeof(value[2])
+
+
 class Featurizer:
     """Turns session event lists into an `EventFrame` using a `Vocab` and a text-vector cache."""
 
-    def __init__(self, vocab: Vocab, text: TextVectors, cache_limit: int = 1_000_000) -> None:
+    def __init__(
+        self, vocab: Vocab, text: TextVectors, cache_limit: int = 1_000_000, cache_bytes: int = CACHE_BYTES
+    ) -> None:
         if text.name != vocab.text_model:
             raise ValueError(f"text vectors come from {text.name!r} but the vocab needs {vocab.text_model!r}")
         self.vocab = vocab
@@ -311,9 +326,14 @@ class Featurizer:
         self._page_index = {p: i + 1 for i, p in enumerate(vocab.pages)}
         self._types = {t: i + 2 for i, t in enumerate(vocab.event_types)}
         self._devices = {d: i + 2 for i, d in enumerate(vocab.devices)}
-        self._pages: dict[str, tuple[int, int, list[int]]] = {}  # page -> (id, bucket id, url tokens)
-        self._referrers: dict[str, tuple[int, str, str]] = {}  # referrer -> (class id, site, search terms)
-        self._hosts: dict[str, str] = {}
+        # Per distinct string, each bounded by entries and bytes (keys are client text: clickintent.cache)
+        self._pages: BoundedCache[str, tuple[int, int, list[int]]] = BoundedCache(
+            cache_limit, cache_bytes, _page_bytes
+        )  # page -> (id, bucket id, url tokens)
+        self._referrers: BoundedCache[str, tuple[int, str, str]] = BoundedCache(
+            cache_limit, cache_bytes, _referrer_bytes
+        )  # referrer -> (class id, site, search terms)
+        self._hosts: BoundedCache[str, str] = BoundedCache(cache_limit, cache_bytes)  # url -> host
 
     # --- per distinct string ----------------------------------------------------------------------
 
@@ -323,9 +343,7 @@ class Featurizer:
             v = self.vocab
             bucket = 1 + len(v.pages) + stable_hash(page) % v.n_page_buckets
             tokens = [1 + stable_hash(t) % (v.n_url_buckets - 1) for t in url_tokens(page, v.max_url_tokens)]
-            if len(self._pages) >= self.cache_limit:
-                self._pages.clear()
-            got = self._pages[page] = (self._page_index.get(page, bucket), bucket, tokens)
+            got = self._pages.put(page, (self._page_index.get(page, bucket), bucket, tokens))
         return got
 
     def page_id(self, page: str) -> int:
@@ -335,19 +353,15 @@ class Featurizer:
     def _referrer(self, referrer: str) -> tuple[int, str, str]:
         got = self._referrers.get(referrer)
         if got is None:
-            if len(self._referrers) >= self.cache_limit:
-                self._referrers.clear()
             kind = referrer_kind(referrer)
             terms = search_terms(referrer) if kind == "search" else ""
-            got = self._referrers[referrer] = (1 + REFERRER_CLASSES.index(kind), _host(referrer), terms)
+            got = self._referrers.put(referrer, (1 + REFERRER_CLASSES.index(kind), _host(referrer), terms))
         return got
 
     def _url_host(self, url: str) -> str:
         got = self._hosts.get(url)
         if got is None:
-            if len(self._hosts) >= self.cache_limit:
-                self._hosts.clear()
-            got = self._hosts[url] = _host(url)
+            got = self._hosts.put(url, _host(url))
         return got
 
     # --- whole columns ----------------------------------------------------------------------------

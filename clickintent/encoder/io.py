@@ -48,13 +48,15 @@ def load_encoder(bundle: Bundle | str | Path) -> tuple[SessionEncoder, Vocab, st
         vocab = Vocab.from_json(b.read_json(VOCAB))
         cfg.check_vocab(vocab)
     except (KeyError, TypeError, ValueError) as exc:
-        raise BundleError(f"encoder files in {b.path} do not agree: {exc}") from exc
+        raise BundleError(f"encoder files in {b.path} do not agree: {exc}", "the encoder's files do not agree") from exc
     model = SessionEncoder(cfg)
     state = b.read_tensors(WEIGHTS)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise BundleError(f"{WEIGHTS} in {b.path} does not fit {CONFIG}: {str(exc)[:500]}") from exc
+        raise BundleError(
+            f"{WEIGHTS} in {b.path} does not fit {CONFIG}: {str(exc)[:500]}", f"{WEIGHTS} does not fit {CONFIG}"
+        ) from exc
     model.eval()
     return model, vocab, str(comp["version"])
 

@@ -5,10 +5,13 @@
 with HF_HUB_OFFLINE=1, so nothing is downloaded) and `HashingEncoder`, a fast deterministic bag-of-words
 stand-in for unit tests and speed benchmarks (it has no semantics beyond shared words).
 
-`TextVectors` puts a memory dict and an SQLite file in front of an encoder. The disk key is
+`TextVectors` puts a memory cache and an SQLite file in front of an encoder. The disk key is
 sha256(model name, text), so the cache never stores the text itself; several processes (Spark executors)
-may share one file. What it leaves out: eviction of the disk cache (delete the file to reset it), and
-batching misses across processes.
+may share one file. Its callers pass only redacted text (ingest's output, the service's cleaned events:
+clickintent.pii), so no digest is of a text holding PII (tests/test_pii_outputs.py checks). Both levels
+are bounded: memory by `memory_limit` vectors and `memory_bytes` bytes (least recently used out:
+clickintent.cache), the file by `disk_rows` rows (about 1.6 KB each; past it the oldest written are
+deleted, checked every `DISK_CHECK_EVERY` writes). What it leaves out: batching misses across processes.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import os
 import re
 import sqlite3
+import sys
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from clickintent.cache import ENTRY_BYTES, BoundedCache
 
 MINILM_NAME = "all-MiniLM-L6-v2"
 HASHING_NAME = "hashing-384"
@@ -111,8 +117,17 @@ def default_cache_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "clickintent") / "text"
 
 
+MEMORY_BYTES = 256 << 20  # vectors held in memory: ~150,000 of them with their texts
+DISK_ROWS = 2_000_000  # rows of the SQLite file: ~3.2 GB
+DISK_CHECK_EVERY = 10_000  # rows written between size checks (so the file may pass DISK_ROWS by this many)
+
+
+def _vector_bytes(text: str, vec: np.ndarray) -> int:
+    return sys.getsizeof(text) + vec.nbytes + 112 + ENTRY_BYTES  # 112: the ndarray object itself
+
+
 class TextVectors:
-    """Text -> vector through a memory dict, then an SQLite file, then the encoder (misses only)."""
+    """Text -> vector through a bounded memory cache, then an SQLite file, then the encoder (misses only)."""
 
     def __init__(
         self,
@@ -121,14 +136,18 @@ class TextVectors:
         *,
         disk: bool = True,
         memory_limit: int = 500_000,
+        memory_bytes: int = MEMORY_BYTES,
+        disk_rows: int = DISK_ROWS,
     ) -> None:
         self.encoder = encoder
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.disk = disk
         self.memory_limit = memory_limit
-        self._memory: dict[str, np.ndarray] = {}
+        self.disk_rows = disk_rows
+        self._memory: BoundedCache[str, np.ndarray] = BoundedCache(memory_limit, memory_bytes, _vector_bytes)
         self._db: sqlite3.Connection | None = None
         self._db_pid = -1
+        self._written = 0  # rows written since the file's size was last checked
         self.n_encoded = 0  # strings sent to the encoder by this object (cache misses)
 
     @property
@@ -160,12 +179,8 @@ class TextVectors:
             if self.disk:
                 self._disk_put(new)
             found.update(new)
-        if len(self._memory) + len(found) > self.memory_limit:
-            self._memory.clear()
         for text, rows in missing.items():
-            vec = np.asarray(found[text], np.float32)
-            self._memory[text] = vec
-            out[rows] = vec
+            out[rows] = self._memory.put(text, np.asarray(found[text], np.float32))
         return out
 
     # --- disk cache -------------------------------------------------------------------------------
@@ -204,6 +219,15 @@ class TextVectors:
         rows = [(self._key(t), np.asarray(v, np.float32).tobytes()) for t, v in vectors.items()]
         with db:
             db.executemany("INSERT OR IGNORE INTO vectors (key, vec) VALUES (?, ?)", rows)
+        self._written += len(rows)
+        if self._written >= min(DISK_CHECK_EVERY, self.disk_rows):
+            self._written = 0
+            self._prune(db)
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """Delete the oldest rows beyond `disk_rows` (rowids grow with each insert, so they order by age)."""
+        with db:
+            db.execute("DELETE FROM vectors WHERE rowid <= (SELECT max(rowid) FROM vectors) - ?", (self.disk_rows,))
 
     def close(self) -> None:
         if self._db is not None:

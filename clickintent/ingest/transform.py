@@ -3,7 +3,9 @@
 This is the engine-independent heart of ingest: the DuckDB path calls it on each batch it reads and
 the Spark path runs the very same function inside `mapInArrow`, so both make the same rows.
 Steps: map columns, check required values and sizes, parse timestamps to UTC, redact PII from the
-free-text columns, derive the normalised `page` from the redacted URL. It does no I/O.
+free-text columns (decoded until stable first: clickintent.pii), derive the normalised `page` from the
+redacted URL, in that order, so nothing a later step decodes was hidden from the redactor. Quarantined
+rows keep a redacted excerpt of each value. It does no I/O.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pyarrow.compute as pc
 
 from clickintent import schema
 from clickintent.ingest.presets import apply_preset
-from clickintent.pii import redact, redact_array
+from clickintent.pii import redact_array, redact_excerpt
 from clickintent.urls import normalize_url
 
 TS_UNITS = ("auto", "s", "ms", "us", "iso")
@@ -199,31 +201,36 @@ class _Reasons:
         return self.reason == None  # noqa: E711
 
 
-def _quarantine_raw(batch: pa.RecordBatch, rows: np.ndarray, keep_as_is: str) -> list[str]:
-    """The quarantined rows as JSON text: every value redacted (but the timestamp, which is kept to show
-    why it failed) and cut to QUARANTINE_VALUE_CHARS."""
+# A timestamp as written (kept as is in quarantine, so a reader sees why it failed): the account-number
+# rule would otherwise take an epoch for one. Anything else in the ts column is redacted like all text.
+_TIMESTAMP_TEXT = re.compile(r"[0-9T:.+\- ]{1,40}Z?")
+
+
+def _quarantine_value(value: object, timestamp: bool) -> object:
+    """One value of a quarantined row as stored in `raw`: text redacted (only its head is read) and cut;
+    bytes, nested values (as JSON), datetimes and non-finite numbers as text; integers that are all digits
+    of some length (a card number in an integer column) redacted too."""
+    if value is None or isinstance(value, bool) or (isinstance(value, float) and np.isfinite(value)):
+        return value
+    if isinstance(value, bytes):
+        text = value.decode("utf-8", "replace")
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, list | dict):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:  # integers, datetimes, decimals, inf and NaN
+        text = str(value)
+    if timestamp and _TIMESTAMP_TEXT.fullmatch(text):
+        return value if isinstance(value, int) else text[:QUARANTINE_VALUE_CHARS]
+    clean = redact_excerpt(text, QUARANTINE_VALUE_CHARS)
+    return value if isinstance(value, int) and clean == text else clean
+
+
+def _quarantine_raw(batch: pa.RecordBatch, rows: np.ndarray, ts_column: str) -> list[str]:
+    """The quarantined rows as JSON text, every value through `_quarantine_value`."""
     out = []
     for row in batch.take(pa.array(rows)).to_pylist():
-        clean: dict[str, object] = {}
-        for key, value in row.items():
-            if value is None or isinstance(value, bool | int) or (isinstance(value, float) and np.isfinite(value)):
-                clean[key] = value
-                continue
-            if isinstance(value, bytes):
-                text = value.decode("utf-8", "replace")
-            elif isinstance(value, str):
-                text = value
-            elif isinstance(value, list | dict):
-                text = json.dumps(value, ensure_ascii=False, default=str)
-            else:  # datetimes, decimals, inf and NaN
-                text = str(value)
-            n = len(text)
-            # Only what is kept is redacted (with a margin, so PII cut at the edge is still recognised).
-            text = text[: QUARANTINE_VALUE_CHARS + 512]
-            text = text if key == keep_as_is else redact(text)
-            if n > QUARANTINE_VALUE_CHARS:
-                text = text[:QUARANTINE_VALUE_CHARS] + f"...[+{n - QUARANTINE_VALUE_CHARS} chars]"
-            clean[key] = text
+        clean = {key: _quarantine_value(value, key == ts_column) for key, value in row.items()}
         out.append(json.dumps(clean, ensure_ascii=False, default=str))
     return out
 
@@ -350,7 +357,7 @@ def transform_batch(
             "source_row": pa.array(bad + first_row, pa.int64()),
             "source_line": pa.nulls(len(bad), pa.int64()),
             "reason": pa.array(reasons.reason[bad].tolist(), pa.string()),
-            "raw": pa.array(_quarantine_raw(batch, bad, keep_as_is=options.source("ts")), pa.string()),
+            "raw": pa.array(_quarantine_raw(batch, bad, ts_column=options.source("ts")), pa.string()),
         },
         schema=schema.QUARANTINE,
     )

@@ -4,8 +4,12 @@
 single-process server) reloads on SIGHUP; `app_from_env()` is the factory uvicorn workers call.
 
 Errors: every 4xx/5xx body is `{"detail": message}` (`schemas.Problem`), a 422 also lists the failing
-fields without echoing their values (they may hold PII). A body over the limit is refused with 413 from
-its Content-Length, or as soon as a streamed body passes the limit. Logs carry method, route template,
+fields without echoing their values (they may hold PII). `RequestGuard`, the outermost layer, checks in
+this order before any of the body is read: the API key (401; so a client without the key learns nothing
+from how its body is parsed, issue 17), the Content-Length (413 beyond the limit). While the body is read
+it refuses one that passes the limit (413) or that has not arrived `read_timeout` seconds after its
+headers (408; protocol.py keeps the header deadline). Each of these answers closes the connection, since
+the unread rest of the body must not be taken for the next request. Logs carry method, route template,
 status and time, never raw paths, query strings or bodies (uvicorn's own access log is off, see cli/serve.py).
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import hmac
 import logging
 import os
 import signal
@@ -30,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from clickintent import __version__
-from clickintent.serve.deps import ApiKey
+from clickintent.serve.deps import ApiKey, bearer_token
 from clickintent.serve.metrics import Metrics, multiprocess_dir
 from clickintent.serve.model import ServingModel
 from clickintent.serve.routes import admin, docs, embed, health, intent, metrics, score, sessions
@@ -49,13 +54,33 @@ class _TooLarge(Exception):
     pass
 
 
-class RequestGuard:
-    """Pure ASGI middleware: body-size limit (413), per-route metrics and a PII-free access log."""
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # answered without the API key (probes need no secret)
+UNAUTHORIZED = "missing or wrong API key (send X-API-Key or Authorization: Bearer)"
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
+
+def _given_key(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The key a request sends: X-API-Key, else an Authorization: Bearer token (as deps.py reads them)."""
+    bearer = None
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value
+        if name == b"authorization" and bearer is None:
+            bearer = bearer_token(value.decode("latin-1"))
+    return None if bearer is None else bearer.encode("latin-1")
+
+
+class RequestGuard:
+    """Pure ASGI middleware: API key, body-size limit (413), body deadline (408), per-route metrics and a
+    PII-free access log (see the module doc)."""
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, metrics: Metrics, api_key: bytes | None, read_timeout: float
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
+        self.api_key = api_key
+        self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +97,13 @@ class RequestGuard:
                 status, started = message["status"], True
             await send(message)
 
+        if self.api_key is not None and scope["path"] not in OPEN_PATHS:
+            given = _given_key(scope["headers"])
+            # compare_digest takes the same time wherever the strings differ; only the length may leak
+            if given is None or not hmac.compare_digest(given, self.api_key):
+                status = await _problem(send, 401, UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+                self._record(scope, status, t0)
+                return
         for name, value in scope["headers"]:
             if name == b"content-length":
                 if not value.isdigit():
@@ -83,14 +115,26 @@ class RequestGuard:
                     self._record(scope, status, t0)
                     return
         received = 0
+        body_done = False
+        deadline = t0 + self.read_timeout
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body: waits for a disconnect, with no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - time.perf_counter(), 0.0))
+            except TimeoutError:
+                raise HTTPException(
+                    408, f"request body not received within {self.read_timeout:g} s of its headers", _CLOSE
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise HTTPException(413, f"request body over the limit of {limit} bytes", _CLOSE)
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         try:
@@ -121,8 +165,8 @@ class RequestGuard:
 _CLOSE = {"Connection": "close"}  # the unread rest of a refused body must not be taken for the next request
 
 
-async def _problem(send: Send, status: int, detail: str) -> int:
-    response = JSONResponse({"detail": detail}, status_code=status, headers=_CLOSE)
+async def _problem(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> int:
+    response = JSONResponse({"detail": detail}, status_code=status, headers={**_CLOSE, **(headers or {})})
     await response({"type": "http"}, _empty_receive, send)
     return status
 
@@ -188,7 +232,11 @@ def create_app(settings: Settings | None = None, model: ServingModel | None = No
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=service.metrics)
+    key = settings.api_key.get_secret_value().encode() if settings.api_key is not None else None
+    app.add_middleware(
+        RequestGuard, max_body_bytes=settings.max_body_bytes, metrics=service.metrics, api_key=key,
+        read_timeout=settings.read_timeout_seconds,
+    )  # fmt: skip
     return app
 
 

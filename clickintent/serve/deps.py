@@ -2,9 +2,11 @@
 
 All are `async def`: FastAPI runs a plain `def` dependency on its thread pool, a hop that cost more than
 the model call. `ModelDep` is read once per request, when it starts; that snapshot is what makes a reload safe for the
-requests in flight (service.py). `require_api_key` compares in constant time (`hmac.compare_digest`) and
-accepts the key as `X-API-Key: KEY` or `Authorization: Bearer KEY`; with no key configured it lets all
-through. The health routes are mounted without it.
+requests in flight (service.py). The API key is checked by app.RequestGuard before the body is read;
+`require_api_key` declares the two ways to send it in the OpenAPI document (`X-API-Key: KEY` or
+`Authorization: Bearer KEY`) and checks again, in constant time (`hmac.compare_digest`), on the raw header
+bytes as the guard does; with no key configured it lets all through. The health routes are mounted
+without it.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ async def require_api_key(
         return
     expected = settings.api_key.get_secret_value().encode()
     given = key if key is not None else (bearer.credentials if bearer is not None else None)
-    # compare_digest takes the same time wherever the strings differ; only the length may leak
-    if given is None or not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
+    # headers arrive as latin-1 text: encoding back gives their bytes exactly, as the guard compares them
+    if given is None or not hmac.compare_digest(given.encode("latin-1", "replace"), expected):
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
             "missing or wrong API key (send X-API-Key or Authorization: Bearer)",
@@ -66,3 +68,9 @@ async def require_api_key(
 
 
 ApiKey = Depends(require_api_key)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header value, as fastapi's HTTPBearer reads it."""
+    scheme, _, token = authorization.partition(" ")
+    return (token.strip() or None) if scheme.lower() == "bearer" else None

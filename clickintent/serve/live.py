@@ -1,32 +1,46 @@
-"""Live sessions: events appended click by click under a client's key, cut by the sessionizer's rule.
+"""Live sessions: events appended click by click under a server-issued id, cut by the sessionizer's rule.
 
-`LiveSessions.append(key, events)` adds redacted, time-ordered events to the session kept for `key` and
-returns its current state. The rule is clickintent.sessionize's, applied as events arrive: a new session
+`LiveSessions.start(events)` keeps a new session under an id it makes (`secrets.token_urlsafe`, 192
+random bits) and returns both; `append(id, events)` adds redacted, time-ordered events to the session
+kept for an id it issued, and returns its current state, or None for an id it does not hold (never
+issued, expired or evicted: the same answer for all three, so a caller cannot learn which ids exist).
+Clients never choose ids: a live session holds a visitor's pages, and with one API key shared by all
+clients a guessable id (`visitor-42`) let any of them read another's session or force it to cut
+(issue 17). The id is the capability: whoever holds it can read and extend that session, no one else.
+The rule is clickintent.sessionize's, applied as events arrive: a new session
 starts after more than `gap` of inactivity, every `max_duration` from the first event of a visit, and every
 `max_events` events; the key then holds the new session (`segment` counts the cuts). An event older than
 the latest one is placed in time order and never cuts (the batch sessionizer, which sorts first, could
 differ there). Only the last `keep` events are stored (the encoder reads no more), with counts for the
 rules.
 
-Memory is bounded three ways: at most `max_sessions` keys, at most `max_bytes` of stored text (both
-evict the least recently used key), and keys untouched for `ttl` seconds are dropped. The order of the
-store is recency, so expiry pops from its front. Single-threaded by design: the event loop owns it.
+Memory is bounded three ways: at most `max_sessions` keys, at most `max_bytes` bytes (both evict the
+least recently used key), and keys untouched for `ttl` seconds are dropped. Bytes are what CPython holds
+(`sys.getsizeof` of each event dict and value, plus a measured overhead per session), so text outside
+Latin-1, 2 or 4 bytes a character, counts as much as it costs: counting characters let such text use
+2.1x the budget (issue 17). The order of the store is recency, so expiry pops from its front.
+Single-threaded by design: the event loop owns it.
 """
 
 from __future__ import annotations
 
 import bisect
+import secrets
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-_EVENT_OVERHEAD = 400  # bytes of a stored event dict beyond its strings (measured with sys.getsizeof, rounded)
+ID_BYTES = 24  # random bytes of a session id (32 URL-safe characters)
+SESSION_OVERHEAD = 1200  # bytes of a session beyond its events: LiveSession, deque, id, store entry (tracemalloc)
+EVENT_SLOT = 8  # the deque's pointer to an event
 
 
 def event_bytes(event: dict[str, Any]) -> int:
-    return _EVENT_OVERHEAD + sum(len(v) for v in event.values() if isinstance(v, str))
+    """What one stored event costs: its dict and every value it holds (keys are shared constants)."""
+    return sys.getsizeof(event) + EVENT_SLOT + sum(sys.getsizeof(v) for v in event.values() if v is not None)
 
 
 @dataclass
@@ -38,7 +52,7 @@ class LiveSession:
     segment: int = 0  # sessions this key had before this one
     n_events: int = 0  # events in the session (only the last `keep` are stored)
     events: deque[dict[str, Any]] = field(default_factory=deque)
-    bytes: int = 0
+    bytes: int = SESSION_OVERHEAD
     touched: float = 0.0  # monotonic seconds of the last append
 
 
@@ -97,12 +111,25 @@ class LiveSessions:
     def _drop(self, key: str) -> None:
         self.bytes -= self._sessions.pop(key).bytes
 
-    def append(self, key: str, events: Sequence[dict[str, Any]]) -> tuple[LiveSession, bool]:
-        """Add time-ordered events to `key`'s session; returns (its state, whether a new session started)."""
+    def start(self, events: Sequence[dict[str, Any]]) -> tuple[str, LiveSession]:
+        """Keep time-ordered events as a new session under a new id; returns (the id, its state)."""
+        self.expire()
+        key = secrets.token_urlsafe(ID_BYTES)
+        return key, self._add_events(key, None, events)[0]
+
+    def append(self, key: str, events: Sequence[dict[str, Any]]) -> tuple[LiveSession, bool] | None:
+        """Add time-ordered events to the session of an id `start` issued; returns (its state, whether a new
+        session started), or None when no session is kept under `key`."""
         self.expire()
         s = self._sessions.pop(key, None)
-        if s is not None:
-            self.bytes -= s.bytes
+        if s is None:
+            return None
+        self.bytes -= s.bytes
+        return self._add_events(key, s, events)
+
+    def _add_events(
+        self, key: str, s: LiveSession | None, events: Sequence[dict[str, Any]]
+    ) -> tuple[LiveSession, bool]:
         started = False
         for ev in events:
             ts = int(ev["ts"])

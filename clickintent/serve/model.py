@@ -132,7 +132,8 @@ class ServingModel:
         classifier = IntentClassifier.from_bundle(bundle)
         if classifier.coef_.shape[1] != model.config.out_dim:
             raise BundleError(
-                f"classifier reads {classifier.coef_.shape[1]}-d embeddings, the encoder writes {model.config.out_dim}"
+                f"classifier reads {classifier.coef_.shape[1]}-d embeddings, the encoder writes {model.config.out_dim}",
+                "the classifier does not read the encoder's embeddings",
             )
         taxonomy = Taxonomy.from_dict(bundle_taxonomy(bundle))
         if text is None or text.name != vocab.text_model:
@@ -165,7 +166,8 @@ class ServingModel:
         want = reference.run(collate(frame, np.arange(2)), None)
         diff = float(np.abs(np.stack([got[0].embedding, got[1].embedding]) - want).max())
         if diff > MAX_ENGINE_DIFF:
-            raise BundleError(f"the {self.engine.name} engine differs from torch by {diff:.2e} on this bundle")
+            msg = f"the {self.engine.name} engine differs from torch by {diff:.2e} on this bundle"
+            raise BundleError(msg, msg)
 
     # -- inference -----------------------------------------------------------------------------------
 

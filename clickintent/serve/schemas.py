@@ -46,7 +46,10 @@ def _event_type(value: str) -> str:
 
 
 def _utc(value: datetime) -> datetime:
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # an offset that moves year 1 or 9999 out of datetime's range (issue 17: was a 500)
+        raise ValueError("ts out of range 1990..2100") from None
     if not _TS_MIN <= value < _TS_MAX:
         raise ValueError("ts out of range 1990..2100")
     return value
@@ -172,7 +175,7 @@ class ScoreResponse(Versions):
 
 
 class LiveResponse(Versions, Intent):
-    session_id: str
+    session_id: str = Field(description="The live session's id, made by the service: send more events to it.")
     segment: int = Field(description="How many sessions this id had before the current one (the gap rule cuts).")
     new_session: bool = Field(description="This request started a new session (first events, gap, 12 h or 512).")
     n_events: int = Field(description="Events in the current session.")

@@ -6,22 +6,33 @@ when it starts (deps.ModelDep), and its inference job carries that model, so req
 the old model and new ones get the new model: no request fails or mixes the two. A failed load leaves the
 old model serving. Also here: the steps every route shares (redact the events, turn a scored session into
 its response fields), so each route module is only its resource's HTTP surface.
+
+Redaction is CPU work that grows with the request (up to ~0.9 s for a 1 MiB body of the worst text:
+docs/BENCHMARKS.md), so a request with more than `INLINE_CHARS` characters of text is cleaned in a worker
+process (`CLEAN_PROCESSES`, spawned at the first such request), never on the event loop. A process, not a
+thread: a thread redacting holds the GIL, which took /healthz's p99 beside a 1 MiB request from 6 ms to
+16 ms on the quiet test box, and to 34-55 ms on the busy one (issue 17). Large requests queue for it;
+/healthz and small requests go on. A worker that dies (killed for memory, say) is replaced at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import numpy as np
 from fastapi import HTTPException, status
 
+from clickintent.ingest.transform import REDACTED_COLUMNS
 from clickintent.serve.batcher import InferenceQueue
-from clickintent.serve.clean import UnparseableUrl, clean_session
+from clickintent.serve.clean import Cleaned, UnparseableUrl, clean_sessions
 from clickintent.serve.live import LiveSessions
 from clickintent.serve.metrics import Metrics
 from clickintent.serve.model import Scored, ServingModel
@@ -29,6 +40,14 @@ from clickintent.serve.schemas import Event, LabelScore, WeighedEvent
 from clickintent.serve.settings import Settings
 
 log = logging.getLogger(__name__)
+
+INLINE_CHARS = 8192  # text a request may have to be cleaned on the event loop (worst case ~6 ms of CPU)
+CLEAN_PROCESSES = 1
+
+
+def _cleaner_pool() -> ProcessPoolExecutor:
+    # spawned, not forked: the parent runs threads (inference), and a fork would copy torch's state
+    return ProcessPoolExecutor(CLEAN_PROCESSES, mp_context=multiprocessing.get_context("spawn"))
 
 
 class Service:
@@ -39,6 +58,7 @@ class Service:
         self.model: ServingModel | None = model
         self.live: LiveSessions | None = None
         self._reload_lock: asyncio.Lock | None = None
+        self._cleaners = _cleaner_pool()
 
     def _load(self, previous: ServingModel | None = None) -> ServingModel:
         s = self.settings
@@ -63,6 +83,7 @@ class Service:
 
     def stop(self) -> None:
         self.queue.stop()
+        self._cleaners.shutdown(wait=False, cancel_futures=True)
 
     @property
     def ready(self) -> bool:
@@ -100,16 +121,30 @@ class Service:
 
     # -- steps shared by the routes ------------------------------------------------------------------
 
-    def clean(self, events: Sequence[Event]) -> tuple[list[dict[str, Any]], list[int]]:
-        """Redacted, time-ordered events and their request indexes (clean.clean_session), counted in metrics."""
-        counts: Counter[str] = Counter()
+    async def clean(self, *sessions: Sequence[Event]) -> list[Cleaned]:
+        """Each session's redacted, time-ordered events and their request indexes (clean.clean_sessions),
+        counted in metrics; in a worker process when the request holds much text (see the module doc)."""
+        chars = sum(len(v) for events in sessions for e in events for c in REDACTED_COLUMNS if (v := getattr(e, c)))
         try:
-            rows, order = clean_session(events, counts)
+            if chars <= INLINE_CHARS:
+                out, counts = clean_sessions(sessions)
+            else:
+                out, counts = await self._clean_elsewhere(sessions)
         except UnparseableUrl as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         for kind, n in counts.items():
             self.metrics.redactions.labels(kind).inc(n)
-        return rows, order
+        return out
+
+    async def _clean_elsewhere(self, sessions: Sequence[Sequence[Event]]) -> tuple[list[Cleaned], Counter[str]]:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._cleaners, clean_sessions, sessions)
+        except BrokenProcessPool:  # the worker died: a new pool, and one more try
+            log.error("the redaction worker process died; starting a new one")
+            self._cleaners.shutdown(wait=False, cancel_futures=True)
+            self._cleaners = _cleaner_pool()
+            return await loop.run_in_executor(self._cleaners, clean_sessions, sessions)
 
     def intent_fields(
         self,

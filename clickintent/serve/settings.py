@@ -11,13 +11,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from clickintent.serve.schemas import MAX_BATCH, MAX_EVENTS
 from clickintent.sessionize import SessionizeOptions
 
 _SESSIONIZE = SessionizeOptions()
+DEFAULT_READ_TIMEOUT = 10.0  # seconds (protocol.py and app.RequestGuard keep it)
+DEFAULT_MAX_CONNECTIONS = 1000
+
+
+def check_api_key(key: str | None) -> None:
+    """Raise ValueError when a key is set but empty: a service that says "open to anyone" while it
+    answers every request 401 (issue 17) helps no one. Unset means no key; empty is a mistake."""
+    if key is not None and not key.strip():
+        raise ValueError(
+            "CLICKINTENT_API_KEY is set but empty: set it to a secret (e.g. `openssl rand -hex 24`), "
+            "or unset it to serve without a key"
+        )
 
 
 class Settings(BaseSettings):
@@ -26,7 +38,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLICKINTENT_", extra="ignore")
 
     bundle: Path = Field(description="Model bundle directory (encoder + classifier), verified at load.")
-    api_key: SecretStr | None = Field(None, description="When set, every route but /healthz and /readyz needs it.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, every route but /healthz and /readyz needs it; set but empty is refused."
+    )
     engine: Literal["auto", "onnx", "torch"] = Field(
         "auto", description="Encoder runtime; auto = ONNX Runtime when installed (measured faster), else torch."
     )
@@ -39,6 +53,13 @@ class Settings(BaseSettings):
     max_events: int = Field(MAX_EVENTS, ge=1, le=MAX_EVENTS, description="Most events per session (422 beyond).")
     max_batch: int = Field(64, ge=1, le=MAX_BATCH, description="Most sessions per /v1/score request (422 beyond).")
     top_events: int = Field(3, ge=0, le=64, description="Events returned as the ones that weighed most.")
+    read_timeout_seconds: float = Field(
+        DEFAULT_READ_TIMEOUT, gt=0, le=600,
+        description="A request's headers, and then its whole body, must each arrive within this (408 / closed).",
+    )  # fmt: skip
+    max_connections: int = Field(
+        DEFAULT_MAX_CONNECTIONS, ge=1, description="Open connections per process; more are closed on arrival."
+    )
 
     # live sessions: the sessionizer's rule, and memory bounds
     gap_minutes: float = Field(_SESSIONIZE.gap_minutes, gt=0, description="Inactivity that ends a live session.")
@@ -49,3 +70,9 @@ class Settings(BaseSettings):
 
     # inference
     max_rows: int = Field(256, ge=1, description="Most sessions (occluded copies included) per encoder call.")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_empty(cls, key: SecretStr | None) -> SecretStr | None:
+        check_api_key(None if key is None else key.get_secret_value())
+        return key

@@ -7,14 +7,17 @@ restart (SIGHUP to the parent process), which starts each new worker before reti
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 
 from fastapi import APIRouter, HTTPException, status
 
+from clickintent.bundle import BundleError
 from clickintent.serve.deps import ModelDep, ServiceDep
 from clickintent.serve.schemas import Problem, ReloadResponse
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", tags=["admin"])
 
 
@@ -35,10 +38,12 @@ async def reload(service: ServiceDep, model: ModelDep) -> ReloadResponse:
         )  # fmt: skip
     try:
         old, new, seconds = await service.reload()
-    except Exception as exc:
+    except Exception as exc:  # the client gets what is wrong in words; paths and library errors go to the log
+        log.error("reload failed, still serving bundle %s: %s", model.bundle_version, exc)
+        reason = exc.reason if isinstance(exc, BundleError) else "the bundle could not be loaded (see the server log)"
         raise HTTPException(
-            status.HTTP_409_CONFLICT, f"reload failed, still serving bundle {model.bundle_version}: {exc}"
-        ) from exc
+            status.HTTP_409_CONFLICT, f"reload failed, still serving bundle {model.bundle_version}: {reason}"
+        ) from None
     return ReloadResponse(
         **service.versions(new), status="reloaded", previous_bundle_version=old.bundle_version,
         engine=new.engine.name, seconds=round(seconds, 3),

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1", tags=["scoring"])
 async def embed(body: EmbedRequest, service: ServiceDep, model: ModelDep) -> EmbedResponse:
     """The session embedding of `events` (PII redacted on arrival; the encoder reads the latest events)."""
     check_events(service.settings, len(body.events))
-    rows, _ = service.clean(body.events)
+    [(rows, _)] = await service.clean(body.events)
     (scored,) = await service.queue.score(model, [rows], [False])
     return EmbedResponse(
         **service.versions(model), dim=len(scored.embedding), n_events=len(rows), embedding=scored.embedding.tolist()

@@ -16,7 +16,7 @@ async def intent(body: IntentRequest, service: ServiceDep, model: ModelDep) -> I
     """The session's intent label. With `explain`, each event the encoder read is hidden in turn (one batched
     call) and the events whose absence lowers the top label's probability most are returned."""
     check_events(service.settings, len(body.events))
-    rows, order = service.clean(body.events)
+    [(rows, order)] = await service.clean(body.events)
     (scored,) = await service.queue.score(model, [rows], [body.explain and service.settings.top_events > 0])
     fields = service.intent_fields(model, scored, rows, order, include_embedding=body.include_embedding)
     return IntentResponse(**service.versions(model), **fields, n_events=len(rows))

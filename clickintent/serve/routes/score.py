@@ -22,7 +22,7 @@ async def score(body: ScoreRequest, service: ServiceDep, model: ModelDep) -> Sco
         )
     for i, s in enumerate(body.sessions):
         check_events(settings, len(s.events), f"sessions[{i}].events")
-    cleaned = [service.clean(s.events)[0] for s in body.sessions]
+    cleaned = [rows for rows, _ in await service.clean(*(s.events for s in body.sessions))]
     scored = await service.queue.score(model, cleaned, [False] * len(cleaned))
     results = [
         ScoreItem(
