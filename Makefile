@@ -45,6 +45,7 @@ $(VENV)/.llama-installed: Makefile | $(BIN)/python
 	  mv $(LLAMA_WHEELS).partial $(LLAMA_WHEELS); \
 	fi
 	$(PIP) install --quiet --no-deps --force-reinstall $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+	$(PIP) install --quiet $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl  # its dependencies
 	$(BIN)/python -c "import llama_cpp, sys; info = llama_cpp.llama_print_system_info().decode(); \
 	bad = [f for f in '$(LLAMA_MUST_NOT_HAVE)'.split() if f + '_' in info or f + ' =' in info]; \
 	print('llama.cpp build:', info.strip()); sys.exit(f'llama-cpp-python was built with {bad}: delete $(LLAMA_WHEELS)' if bad else 0)"
