@@ -84,7 +84,8 @@ def summarise(task_name: str, y: np.ndarray, person: np.ndarray, pooled: Pooled,
             entry["rel_log_loss"] = -gain / float(ll[base].mean())
             entry["resolved"] = bool(np.percentile(b_gain, Z[0]) > 0 or np.percentile(b_gain, Z[1]) < 0)
             entry["diff"] = others[name]["diff"]
-            if b_ceiling is not None and ceiling_rows is not None:
+            if b_ceiling is not None and ceiling_rows is not None and np.percentile(b_ceiling, Z[0]) > 0:
+                # a share only of a ceiling that is there (never of a world that holds nothing)
                 entry["ceiling_share"] = {"mean": gain / float(ceiling_rows.mean()), "ci": interval(b_gain / b_ceiling)}
         out["feature_sets"][name] = entry
     out["mde_log_loss"] = _mde(b_ll, base)
