@@ -88,8 +88,11 @@ def test_placebo_shows_nothing_and_the_same_size_detects_the_signal(worlds: dict
         assert p0["ceiling"]["log_loss_gain"]["mean"] == pytest.approx(0.0, abs=1e-9), "the placebo world holds a ceiling"
         assert p1["ceiling"]["log_loss_gain"]["ci"][0] > 0
         for name in names:
+            # A placebo can only cost: features with no information add parameters, which over-fit a little
+            # (the oracle's 15 intent columns lost 0.002 nats on tiles, p 0.005). What must never show is a gain.
             gain = p0["feature_sets"][name]["log_loss_gain"]
-            assert gain["p"] > level, f"{task}, {name}: a gain of {gain['mean']:+.4f} in the placebo world (p {gain['p']})"
+            spurious = gain["mean"] > 0 and gain["p"] < level
+            assert not spurious, f"{task}, {name}: a gain of {gain['mean']:+.4f} in the placebo world (p {gain['p']})"
         oracle = p1["feature_sets"]["+ true intent (oracle)"]["log_loss_gain"]
         assert oracle["p"] < level and oracle["mean"] > 0, f"{task}: this size cannot detect the true intent's gain"
 

@@ -50,12 +50,15 @@ class MaskedLogit:
     """
 
     def __init__(self, n_classes: int, l2: float = 1e-2, max_iter: int = 200, n_positions: int = 16,
-                 l2_base: float = L2_BASE) -> None:  # fmt: skip
+                 l2_base: float = L2_BASE, warm_start: np.ndarray | None = None) -> None:  # fmt: skip
         self.n_classes = n_classes
         self.l2 = l2
         self.l2_base = l2_base
         self.max_iter = max_iter
         self.n_positions = n_positions
+        # parameters of a fit on the same rows under another penalty to start from (choose_l2's path); never
+        # another fold's, which saw this fold's test people
+        self.warm_start = warm_start
 
     def _scores(self, X: np.ndarray, W: np.ndarray, b: np.ndarray, pos: np.ndarray, position: np.ndarray | None,
                 mask: np.ndarray | None) -> np.ndarray:  # fmt: skip
@@ -102,8 +105,11 @@ class MaskedLogit:
             return loss, np.concatenate([gW.ravel(), G.sum(axis=0), gpos])
 
         theta0 = np.zeros(F * C + C + P)
+        if self.warm_start is not None and self.warm_start.shape == theta0.shape:
+            theta0 = self.warm_start.copy()
         res = minimize(loss_grad, theta0, jac=True, method="L-BFGS-B", options={"maxiter": self.max_iter})
         theta = res.x
+        self.theta_ = theta
         self.W_ = theta[: F * C].reshape(F, C)
         self.b_ = theta[F * C : F * C + C]
         self.pos_ = theta[F * C + C :]
@@ -131,8 +137,11 @@ def choose_l2(data: LogitData, order: np.ndarray, n_classes: int, l2_base: float
     fit_rows, val_rows = validation_split(order)
     if len(val_rows) < 10 or len(fit_rows) < 10:
         return L2_GRID[1]
-    losses = []
-    for l2 in L2_GRID:
-        p = MaskedLogit(n_classes, l2, l2_base=l2_base).fit(data.take(fit_rows)).predict_proba(data.take(val_rows))
-        losses.append(log_loss(p, data.y[val_rows], None if data.weight is None else data.weight[val_rows]))
-    return L2_GRID[int(np.argmin(losses))]
+    losses: dict[float, float] = {}
+    warm = None
+    for l2 in sorted(L2_GRID, reverse=True):  # strongest penalty first: each fit starts from the previous one
+        model = MaskedLogit(n_classes, l2, l2_base=l2_base, warm_start=warm).fit(data.take(fit_rows))
+        warm = model.theta_
+        p = model.predict_proba(data.take(val_rows))
+        losses[l2] = log_loss(p, data.y[val_rows], None if data.weight is None else data.weight[val_rows])
+    return min(L2_GRID, key=lambda l2: losses[l2])
