@@ -130,49 +130,56 @@ def distill_section(path: Path) -> Section:
     return Section(title, body)
 
 
+def _ci(x: dict[str, Any] | None, fmt: str = "+.4f") -> str:
+    if not x or x.get("mean") is None:
+        return ""
+    return f"{x['mean']:{fmt}} [{x['ci'][0]:{fmt}}, {x['ci'][1]:{fmt}}]"
+
+
 def evaluation_section(path: Path) -> Section:
     title = "Do web sessions help the app? Downstream tasks"
     if not path.exists():
         return Section(title, not_available("Downstream evaluation", f"no {path.name}"))
-    from clickintent.evaluate.run import HEADLINE, HIGHER_IS_BETTER
-
     res = json.loads(path.read_text())
     sim = "simulated" if res.get("simulated") else "real"
+    proto, cut = res.get("split", {}).get("protocol", {}), res.get("split", {}).get("cut", "")
     body = (
-        f"<p>Each metric: mean over {res['seeds']} splits by time and person, with a 95% confidence interval; "
-        "the change is relative to the production baseline (profile, holdings, past app use), as arXiv "
-        f"2606.26277 reports it; <i>oracle share</i> is the part of the true intent's lift a feature set "
-        f"captures ({sim} data).</p>"
+        f"<p>Models are fitted on evaluation people's rows before the time cut ({html.escape(str(cut))}) "
+        f"and score other evaluation people's rows after it ({proto.get('folds', '?')} folds by person, pooled). "
+        "A gain is the drop in log loss from the production baseline (profile, holdings, past app use), in nats "
+        f"per row, with a paired person-bootstrap 95% CI ({sim} data). On simulated data the ceiling is the gain "
+        "of the world's own probabilities with the web visit over those without it; a share is given only where "
+        "the gain is resolved (its CI excludes zero). docs/EVALUATION.md says how to read it.</p>"
     )
     for task, why in res.get("not_applicable", {}).items():
         body += not_available(task.capitalize(), why)
-    cov = res.get("coverage", {})
-    if cov:
-        body += (
-            "<p class='note'>Share of web sessions with a value: "
-            + ", ".join(f"{html.escape(k)} {v:.1%}" for k, v in cov.items())
-            + ".</p>"
-        )
     for task, tres in res.get("tasks", {}).items():
-        metrics = HEADLINE[task]
-        body += f"<h3>{html.escape(task.capitalize())}</h3>"
-        sizes = tres["train_test_sizes"][0]
-        body += f"<p class='note'>{tres['rows']:,} rows; first split {sizes[0]:,} train / {sizes[1]:,} test.</p>"
-        header = ["feature set"]
-        for m in metrics:
-            arrow = "higher is better" if HIGHER_IS_BETTER[m] else "lower is better"
-            header += [f"{m} ({arrow})", "change vs baseline [95% CI]", "oracle share"]
-        rows = []
-        for name, entry in tres["feature_sets"].items():
-            row: list[Any] = [name]
-            for m in metrics:
-                x = entry[m]
-                row.append(f"{x['mean']:.4f} [{x['ci'][0]:.4f}, {x['ci'][1]:.4f}]")
-                row.append(
-                    "" if name == "baseline" else f"{x['rel']:+.2%} [{x['rel_ci'][0]:+.2%}, {x['rel_ci'][1]:+.2%}]"
+        for label, part in (("", tres), (" (visits with LLM labels)", tres.get("labelled"))):
+            if not part:
+                continue
+            body += f"<h3>{html.escape(task.capitalize() + label)}</h3>"
+            note = f"{part['test_rows']:,} test rows of {part['test_people']:,} people"
+            if "ceiling" in part:
+                note += f"; exact ceiling {_ci(part['ceiling']['log_loss_gain'])} nats per row"
+            note += f"; smallest gain this size resolves about {part.get('mde_log_loss', float('nan')):.4f}"
+            body += f"<p class='note'>{html.escape(note)}.</p>"
+            rows = []
+            for name, entry in part["feature_sets"].items():
+                share = entry.get("ceiling_share")
+                share_txt = (
+                    ""
+                    if share is None
+                    else (_ci(share, ".0%") if entry.get("resolved") else "not resolved at this size")
                 )
-                share = x.get("oracle_share")
-                row.append("" if name == "baseline" or share is None else f"{share:.0%}")
-            rows.append(row)
-        body += table(header, rows)
+                rows.append([name, _ci(entry["metrics"]["log_loss"], ".4f"), _ci(entry.get("log_loss_gain")),
+                             share_txt])  # fmt: skip
+            body += table(["feature set", "log loss [95% CI]", "gain over baseline [95% CI]", "share of ceiling"], rows)
+    comps = res.get("comparisons", [])
+    if comps:
+        rows = [[c["task"], f"{c['a']} vs {c['b']}", _ci(c["diff"]), f"{c['sessions']:,}",
+                 "" if c.get("agreement") is None else f"{c['agreement']:.0%}"] for c in comps]  # fmt: skip
+        body += "<h3>The paper's comparisons, each on the same visits</h3>"
+        body += table(
+            ["task", "comparison", "log-loss gain of the first [95% CI]", "test rows", "label agreement"], rows
+        )
     return Section(title, body)

@@ -20,7 +20,7 @@ from clickintent.cli import main
 pytestmark = pytest.mark.integration
 
 DEMO_ARGS = ["--visitors", "600", "--days", "14", "--train-minutes", "0.3", "--label-sample", "60",
-             "--max-labels", "4", "--seeds", "2"]  # fmt: skip
+             "--max-labels", "4", "--compare-sample", "50", "--bootstrap", "100"]  # fmt: skip
 
 
 def chromium_dom(page: Path) -> str:
@@ -47,7 +47,8 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # both LLM steps print the thread count they were given
     threads = "--llm-threads 1"
     llm_steps = [line for line in result.output.splitlines() if line.startswith("$ clickintent taxonomy")]
-    assert len(llm_steps) == 2 and all(threads in line for line in llm_steps)
+    # build and label on the learning visits, label a sample of the evaluation visits for the comparisons
+    assert len(llm_steps) == 3 and all(threads in line for line in llm_steps)
     return out
 
 
@@ -81,7 +82,7 @@ def test_second_run_reuses_everything(demo_dir: Path) -> None:
     t0 = time.perf_counter()
     result = CliRunner().invoke(main, ["demo", "--out", str(demo_dir), *DEMO_ARGS], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert result.output.count("outputs exist, reused") == 11
+    assert result.output.count("outputs exist, reused") == 13
     assert time.perf_counter() - t0 < 120
 
 

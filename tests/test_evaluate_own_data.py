@@ -78,9 +78,12 @@ def own_tables(tmp_path: Path) -> dict[str, Path]:
 def test_evaluate_runs_both_tasks_on_own_tables(tmp_path: Path) -> None:
     p = own_tables(tmp_path)
     out = tmp_path / "evaluation.json"
-    args = ["evaluate", str(p["sessions"]), "--customers", str(p["customers"]), "--app-views", str(p["app_views"]),
-            "--conversions", str(p["conversions"]), "--embeddings", str(p["embeddings"]), "--seeds", "2",
-            "--out", str(out)]  # fmt: skip
+    split = CliRunner().invoke(main, ["split", str(p["sessions"]), "--out", str(tmp_path / "split")])
+    assert split.exit_code == 0, split.output
+    assert (tmp_path / "split" / "learn-visits.parquet").exists()  # what train, taxonomy and distill would read
+    args = ["evaluate", str(p["sessions"]), "--split", str(tmp_path / "split"), "--customers", str(p["customers"]),
+            "--app-views", str(p["app_views"]), "--conversions", str(p["conversions"]), "--embeddings",
+            str(p["embeddings"]), "--bootstrap", "50", "--out", str(out)]  # fmt: skip
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

@@ -8,12 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from clickintent import schema
 from clickintent.cli import main
+from clickintent.cut import cut_sessions
+from clickintent.ingest import ingest
+from clickintent.sessionize import sessionize
 from clickintent.sim import (
     INTENT_NAMES,
     PRODUCT_IDS,
@@ -151,10 +156,59 @@ def test_conversions_point_at_their_sessions(world: Path) -> None:
     web = c[c.channel == "web"].merge(t, left_on="web_session_id", right_on="sim_session_id", suffixes=("", "_s"))
     assert len(web) == (c.channel == "web").sum()
     assert ((web.ts >= web.start) & (web.ts <= web.end)).all() and (web.visitor_id == web.visitor_id_s).all()
-    off = c[c.channel == "offline"].merge(t, left_on="web_session_id", right_on="sim_session_id")
-    assert (off.ts > off.end).all() and off["product_y"].notna().all()
-    app = c[c.channel == "app"].merge(home, left_on="app_view_id", right_on="view_id")
-    assert len(app) == (c.channel == "app").sum() and (app["product"] == app.tile_clicked).all()
+    # after a visit: offline, or in the app (carrying the customer), within three days of the visit's end
+    later = c[c.web_session_id.notna() & (c.channel != "web")]
+    later = later.merge(t, left_on="web_session_id", right_on="sim_session_id", suffixes=("", "_s"))
+    assert len(later) == (c.web_session_id.notna() & (c.channel != "web")).sum() and len(later)
+    assert ((later.ts > later.end) & (later.ts <= later.end + pd.Timedelta(days=3))).all()
+    assert later[later.channel == "app"].customer_id.notna().all()
+    assert (later[later.channel == "offline"].visitor_id == later[later.channel == "offline"].visitor_id_s).all()
+    # after a tile click
+    tile = c[c.app_view_id.notna()]
+    app = tile.merge(home, left_on="app_view_id", right_on="view_id")
+    assert len(app) == len(tile) and (app["product"] == app.tile_clicked).all() and (tile.channel == "app").all()
+    assert (c.web_session_id.notna() != c.app_view_id.notna()).all()
+
+
+def test_the_world_writes_the_probabilities_it_draws_from(world: Path) -> None:
+    home, t = read(world, "app_home"), read(world, "sessions")
+    for col in ("p_tiles", "p_tiles_profile"):
+        assert (home[col].map(len) == home.tiles_shown.map(len)).all()
+        assert np.allclose(home[col].map(sum), 1.0, atol=1e-4)
+    human = t[(t.platform == "web") & ~t.is_bot]
+    assert human.p_apply.notna().all() and t[t.is_bot | (t.platform == "app")].p_apply.isna().all()
+    assert np.allclose(human.p_apply.map(sum), 1.0, atol=1e-4)
+    # the visit's pull raises the probability of the product its intent is about, never that of none
+    full, prof = np.stack(human.p_apply.to_numpy()), np.stack(human.p_apply_profile.to_numpy())
+    assert (full[:, 0] <= prof[:, 0] + 1e-6).all() and (full[:, 0] < prof[:, 0] - 1e-6).any()
+    clicked = home[home.tile_clicked.notna()]
+    shown = zip(clicked.p_tiles, clicked.tiles_shown, clicked.tile_clicked, strict=True)
+    got = [p[list(s).index(k)] for p, s, k in shown]
+    assert float(np.mean(got)) > 1 / 8  # the clicked tile is likelier than a uniform pick among those shown
+
+
+def test_signal_zero_probabilities_ignore_the_visit(tmp_path: Path) -> None:
+    simulate(tmp_path, visitors=300, days=14, seed=5, signal=0.0)
+    home, t = read(tmp_path, "app_home"), read(tmp_path, "sessions")
+    assert all(np.array_equal(a, b) for a, b in zip(home.p_tiles, home.p_tiles_profile, strict=True))
+    web = t[t.p_apply.notna()]
+    assert all(np.array_equal(a, b) for a, b in zip(web.p_apply, web.p_apply_profile, strict=True))
+
+
+def test_visits_before_any_application_are_the_same_at_every_signal(tmp_path: Path) -> None:
+    """The signal changes what happens after a visit (applications, app clicks), never the visit itself."""
+
+    def visits(signal: float) -> pa.Table:
+        d = tmp_path / str(signal)
+        simulate(d, visitors=500, days=14, seed=3, signal=signal)
+        ingest(d / "events.parquet", d / "data")
+        sessionize(d / "data" / "events.parquet", d / "data" / "sessions.parquet")
+        cut, _ = cut_sessions(pq.read_table(d / "data" / "sessions.parquet"))
+        return cut.filter(pc.equal(cut.column("platform"), "web"))
+
+    base = visits(0.0)
+    for signal in (0.5, 1.0):
+        assert visits(signal).equals(base)
 
 
 def test_events_never_name_the_intent(world: Path) -> None:
@@ -201,6 +255,39 @@ def test_signal_zero_is_a_placebo_and_signal_one_is_not(tmp_path: Path) -> None:
         p[signal] = _placebo_p_value(tmp_path / str(signal))
     assert p[0.0] > 0.05, "app clicks depend on web intent in the placebo world"
     assert p[1.0] < 0.01, "the test has no power: signal 1 should show the web intent in app clicks"
+
+
+def _application_placebo_p_value(d: Path, n_perm: int = 400) -> float:
+    """Permutation test on applications: is the product applied for after a visit one of the visit's
+    intent's products more often than with the intents shuffled within segment and customer status?"""
+    products = {i.name: set(i.products) for i in INTENTS}
+    c, t = read(d, "conversions"), read(d, "sessions")
+    c = c[c.web_session_id.notna()].drop_duplicates("person_id")
+    v = c.merge(t[["sim_session_id", "intent", "customer_id"]], left_on="web_session_id", right_on="sim_session_id",
+                suffixes=("", "_s"))  # fmt: skip
+    stratum = v.customer_id_s.notna().astype(str).to_numpy()
+    applied, intent = v["product"].to_numpy(), v.intent.to_numpy()
+
+    def stat(intents: np.ndarray) -> int:
+        return sum(p in products[i] for p, i in zip(applied, intents, strict=True))
+
+    observed, rng, as_large = stat(intent), np.random.default_rng(0), 0
+    groups = [np.flatnonzero(stratum == s) for s in np.unique(stratum)]
+    for _ in range(n_perm):
+        shuffled = intent.copy()
+        for g in groups:
+            shuffled[g] = intent[rng.permutation(g)]
+        as_large += stat(shuffled) >= observed
+    return (1 + as_large) / (1 + n_perm)
+
+
+def test_applications_follow_the_visit_only_with_signal(tmp_path: Path) -> None:
+    p = {}
+    for signal in (0.0, 1.0):
+        simulate(tmp_path / str(signal), visitors=3_000, days=30, seed=11, signal=signal)
+        p[signal] = _application_placebo_p_value(tmp_path / str(signal))
+    assert p[0.0] > 0.05, "what visitors apply for depends on what they browsed in the placebo world"
+    assert p[1.0] < 0.01, "the test has no power: at signal 1 visitors apply for what they researched"
 
 
 def test_signal_zero_app_behaviour_ignores_the_web_world(tmp_path: Path) -> None:

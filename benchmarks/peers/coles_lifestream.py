@@ -107,52 +107,48 @@ def coles_features(table: pa.Table, vocabs: dict[str, dict[str, int]] | None = N
 # --- downstream: tile ranking and conversion with each model's embedding ------------------------------
 
 
-def downstream(sim_dir: Path, cut: pa.Table, embeddings: dict[str, Path], seeds: int) -> dict[str, Any]:
-    """`clickintent evaluate` (the same code as the CLI) on the cut sessions, once per embeddings file.
+def downstream(sim_dir: Path, cut: pa.Table, embeddings: dict[str, Path], bootstrap: int) -> dict[str, Any]:
+    """`clickintent evaluate` (the same code as the CLI) on the cut sessions with both embeddings at once.
 
-    Same world, same sessions, same seeds, so the same splits: the baseline rows are identical in both
-    runs and the clickintent/CoLES comparison is paired. Reported: each run's headline metrics (mean and
-    95% CI) for the baseline, + embedding and + true intent (oracle), and clickintent/CoLES ratios of the
-    + embedding means (log loss: CoLES/clickintent, so above 1 means clickintent is better throughout).
+    One split (docs/EVALUATION.md's protocol), the same rows and folds for both, so the clickintent/CoLES
+    comparison is paired: "+ embedding - + CoLES" is the log-loss gain of clickintent's embedding over
+    CoLES's, with a paired person-bootstrap CI. Both encoders here were trained on every person of the world
+    (this benchmark compares representations, it is not the evidence run: benchmarks/bench_evidence.py
+    trains on the learning visits only).
     """
+    from clickintent.evaluate.ceiling import visit_probabilities
+    from clickintent.evaluate.protocol import Protocol, split
     from clickintent.evaluate.run import Inputs, evaluate
     from clickintent.sim import PRODUCT_IDS
     from clickintent.sim.join import true_intents
 
     truth_dir = sim_dir / "truth"
-    base = {
-        "sessions": cut, "products": list(PRODUCT_IDS), "true_intents": true_intents(cut, sim_dir),
-        "customers": pq.read_table(truth_dir / "customers.parquet"),
-        "app_views": pq.read_table(truth_dir / "app_home.parquet"),
-        "conversions": pq.read_table(truth_dir / "conversions.parquet"),
-    }  # fmt: skip
-    out: dict[str, Any] = {"seeds": seeds, "runs": {}}
-    keep = ("baseline", "+ embedding", "+ true intent (oracle)")
-    for name, path in embeddings.items():
-        print(f"[coles] downstream: evaluate with the {name} embedding ...", file=sys.stderr, flush=True)
-        t0 = time.perf_counter()
-        res = evaluate(Inputs(**base, embeddings=pq.read_table(path)), seeds=seeds)
-        run: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "not_applicable": res["not_applicable"]}
-        for task, t in res["tasks"].items():
-            run[task] = {"rows": t["rows"], "train_test_sizes": t["train_test_sizes"]}
-            for fs in keep:
-                run[task][fs] = {m: {"mean": round(e["mean"], 5), "ci": [round(x, 5) for x in e["ci"]],
-                                     "rel": round(e["rel"], 4), "rel_ci": [round(x, 4) for x in e["rel_ci"]],
-                                     "oracle_share": None if e.get("oracle_share") is None
-                                     else round(e["oracle_share"], 3)}
-                                 for m, e in t["feature_sets"][fs].items()}  # fmt: skip
-        out["runs"][name] = run
-    ci, co = out["runs"].get("clickintent", {}), out["runs"].get("coles", {})
-    out["ratios"] = {}
-    for task, metric in DOWNSTREAM_HEADLINE:
-        if task in ci and task in co:
-            a, b = ci[task]["+ embedding"][metric]["mean"], co[task]["+ embedding"][metric]["mean"]
-            out["ratios"][f"{task}.{metric}"] = ratio(b, a) if metric == "log_loss" else ratio(a, b)
+    inputs = Inputs(
+        sessions=cut, products=list(PRODUCT_IDS), split=split(cut, Protocol(bootstrap=bootstrap), sim_dir),
+        true_intents=true_intents(cut, sim_dir), exact_visits=visit_probabilities(cut, sim_dir),
+        customers=pq.read_table(truth_dir / "customers.parquet"),
+        app_views=pq.read_table(truth_dir / "app_home.parquet"),
+        conversions=pq.read_table(truth_dir / "conversions.parquet"),
+        embeddings={"embedding" if name == "clickintent" else name: pq.read_table(path)
+                    for name, path in embeddings.items()},
+    )  # fmt: skip
+    print("[coles] downstream: evaluate with both embeddings ...", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    res = evaluate(inputs)
+    out: dict[str, Any] = {"seconds": round(time.perf_counter() - t0, 1), "not_applicable": res["not_applicable"]}
+    for task, t in res["tasks"].items():
+        run: dict[str, Any] = {"test_rows": t["test_rows"], "ceiling": t.get("ceiling", {}).get("log_loss_gain")}
+        for fs in DOWNSTREAM_SETS:
+            e = t["feature_sets"].get(fs)
+            if e is not None:
+                run[fs] = {"log_loss": e["metrics"]["log_loss"]["mean"], "gain": e.get("log_loss_gain"),
+                           "ceiling_share": e.get("ceiling_share")}  # fmt: skip
+        run["clickintent - coles"] = t["paired"].get("+ embedding - + CoLES")
+        out[task] = run
     return out
 
 
-DOWNSTREAM_HEADLINE = [("tile ranking", "macro_recall_at_1"), ("tile ranking", "log_loss"),
-                       ("conversion", "micro_f1"), ("conversion", "macro_f1")]  # fmt: skip
+DOWNSTREAM_SETS = ("baseline", "+ embedding", "+ CoLES", "+ true intent (oracle)")
 
 
 # --- main -----------------------------------------------------------------------------------------------
@@ -169,7 +165,7 @@ def main() -> None:
     ap.add_argument("--coles-batch-size", type=int, default=128, help="sessions per CoLES batch (x split count)")
     ap.add_argument("--work", type=Path, default=PEERS / ".work" / "coles",
                     help="kept: worlds, bundles and both embeddings files (git-ignored)")  # fmt: skip
-    ap.add_argument("--seeds", type=int, default=5, help="downstream evaluation seeds (splits by time and person)")
+    ap.add_argument("--bootstrap", type=int, default=1000, help="person-bootstrap replicates of the downstream CIs")
     ap.add_argument("--out", type=Path, default=RESULTS / f"{NAME}.json", help="results JSON")
     args = ap.parse_args()
     started = time.perf_counter()
@@ -257,7 +253,7 @@ def main() -> None:
     result["embeddings"] = {k: rel(v) for k, v in emb_paths.items()}
     result["embeddings_cut_sessions"] = {k: rel(v) for k, v in cut_paths.items()}
     result["cut"] = {"sessions": rel(work / "sessions_cut.parquet"), "report": cut_report.lines()}
-    result["downstream"] = downstream(work / "world", cut, cut_paths, args.seeds)
+    result["downstream"] = downstream(work / "world", cut, cut_paths, args.bootstrap)
 
     # Ratios clickintent / CoLES.
     keys = [("in_catalogue", "accuracy"), ("in_catalogue", "macro_f1"), ("in_catalogue", "nmi"),
@@ -287,15 +283,19 @@ def main() -> None:
                 rows))  # fmt: skip
     ds = result["downstream"]
     drows = []
-    for task, metric in DOWNSTREAM_HEADLINE:
-        cells = [task, metric]
-        for name, fs in (("clickintent", "baseline"), ("clickintent", "+ embedding"), ("coles", "+ embedding"),
-                         ("clickintent", "+ true intent (oracle)")):  # fmt: skip
-            e = ds["runs"].get(name, {}).get(task, {}).get(fs, {}).get(metric)
-            cells.append("n/a" if e is None else f"{e['mean']:.4f} [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}]")
-        drows.append([*cells, ds["ratios"].get(f"{task}.{metric}", "")])
-    print("\n" + table(["task", "metric", "baseline", "+ clickintent emb.", "+ CoLES emb.", "+ true intent",
-                        "clickintent/CoLES"], drows))  # fmt: skip
+    for task in ("tile ranking", "conversion"):
+        t = ds.get(task)
+        if not t:
+            continue
+        cells = [task]
+        for fs in DOWNSTREAM_SETS[1:]:
+            g = (t.get(fs) or {}).get("gain")
+            cells.append("n/a" if g is None else f"{g['mean']:+.4f} [{g['ci'][0]:+.4f}, {g['ci'][1]:+.4f}]")
+        d = t.get("clickintent - coles")
+        cells.append("n/a" if d is None else f"{d['mean']:+.4f} [{d['ci'][0]:+.4f}, {d['ci'][1]:+.4f}]")
+        drows.append(cells)
+    print("\n" + table(["task", "gain + clickintent emb.", "gain + CoLES emb.", "gain + true intent",
+                        "clickintent - CoLES"], drows))  # fmt: skip
     print(f"\nembeddings: {result['embeddings']}\nresults: {path}  (wall {result['wall_seconds']:.0f}s)")
 
 

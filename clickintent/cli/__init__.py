@@ -16,7 +16,7 @@ from clickintent.cli.demo import demo_cmd, report_cmd
 from clickintent.cli.distill import cut_cmd, distill_cmd, label_cmd
 from clickintent.cli.encoder import embed_cmd, train_cmd
 from clickintent.cli.errors import MainGroup
-from clickintent.cli.evaluate import evaluate_cmd
+from clickintent.cli.evaluate import evaluate_cmd, split_cmd
 from clickintent.cli.serve import serve_cmd
 from clickintent.cli.simulate import simulate_cmd
 from clickintent.cli.taxonomy import taxonomy_group
@@ -29,7 +29,8 @@ def main(verbose: bool) -> None:
     """Turn raw web clickstreams into session embeddings and intent labels.
 
     \b
-    Flow: ingest -> sessionize -> train -> embed -> taxonomy -> distill -> label -> evaluate -> report
+    Flow: ingest -> sessionize -> cut -> split -> train -> embed -> taxonomy -> distill -> label -> evaluate
+    -> report
     Run `clickintent COMMAND --help` for each step, or `make demo` for all of them on simulated data.
     """
     logging.basicConfig(
@@ -48,6 +49,7 @@ main.add_command(report_cmd)
 main.add_command(cut_cmd)
 main.add_command(distill_cmd)
 main.add_command(label_cmd)
+main.add_command(split_cmd)
 main.add_command(evaluate_cmd)
 main.add_command(demo_cmd)
 main.add_command(serve_cmd)

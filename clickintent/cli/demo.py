@@ -34,6 +34,58 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
     return time.perf_counter() - started
 
 
+def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
+               label_sample: int, compare_sample: int, llm_threads: int, max_labels: int,
+               bootstrap: int) -> list[tuple[str, list[str], list[Path]]]:  # fmt: skip
+    """The demo as (step name, clickintent arguments, outputs that let a re-run skip it). Every learner
+    (train, taxonomy build, the LLM labels the distiller learns from) reads split/learn-visits.parquet;
+    only the comparisons' LLM labels come from split/eval-visits.parquet (tests/test_protocol.py checks it)."""
+    sim, data, bundle, split = out_dir / "sim", out_dir / "data", out_dir / "bundle", out_dir / "split"
+    sessions, visits = data / "sessions.parquet", data / "visits.parquet"
+    learn, evaluation_visits = split / "learn-visits.parquet", split / "eval-visits.parquet"
+    embeddings = data / "embeddings.parquet"
+    taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels-llm.parquet"
+    compare = out_dir / "labels-llm-compare.parquet"
+    distilled, distill_json = out_dir / "labels-distilled.parquet", out_dir / "distill.json"
+    evaluation = out_dir / "evaluation.json"
+    cache = out_dir / "llm-cache.sqlite"
+    llm = ["--llm-cache", str(cache), "--llm-threads", str(llm_threads)]
+    steps: list[tuple[str, list[str], list[Path]]] = [
+        ("simulate", ["simulate", "--visitors", str(visitors), "--days", str(days), "--seed", str(seed),
+                      "--signal", str(signal), "--out", str(sim)], [sim / "events.parquet"]),
+        ("ingest", ["ingest", str(sim / "events.parquet"), "--out", str(data)], [data / "events.parquet"]),
+        ("sessionize", ["sessionize", str(data / "events.parquet"), "--out", str(sessions)], [sessions]),
+        ("cut", ["cut", str(sessions), "--out", str(visits)], [visits]),
+        ("split", ["split", str(visits), "--sim", str(sim), "--out", str(split), "--seed", str(seed)], [learn]),
+        ("train", ["train", str(learn), "--out", str(bundle), "--max-minutes", str(train_minutes),
+                   "--seed", str(seed)], [bundle / "encoder.safetensors"]),
+        ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
+        # Clustered on the MiniLM vectors of the visits' words: on the encoder's embeddings the silhouette
+        # picked 2-3 clusters for web sessions (docs/BENCHMARKS.md, issue 6, session 3).
+        ("taxonomy build", ["taxonomy", "build", str(learn), "--out", str(taxonomy), "--vectors", "text",
+                            "--clusterer", "kmeans", "--platform", "web", "--seed", str(seed),
+                            "--max-labels", str(max_labels), *llm], [taxonomy]),
+        ("taxonomy label", ["taxonomy", "label", str(learn), "--taxonomy", str(taxonomy), "--out", str(labels),
+                            "--sample", str(label_sample), "--seed", str(seed), "--platform", "web", *llm], [labels]),
+        ("distill", ["distill", "--embeddings", str(embeddings), "--labels", str(labels), "--taxonomy",
+                     str(taxonomy), "--sessions", str(visits), "--bundle", str(bundle), "--sim", str(sim),
+                     "--report", str(distill_json), "--seed", str(seed)], [distill_json]),
+        ("label", ["label", str(visits), "--bundle", str(bundle), "--embeddings", str(embeddings),
+                   "--out", str(distilled)], [distilled]),
+    ]  # fmt: skip
+    compare_args: list[str] = []
+    if compare_sample:
+        steps.append(("taxonomy label", ["taxonomy", "label", str(evaluation_visits), "--taxonomy", str(taxonomy),
+                                         "--out", str(compare), "--sample", str(compare_sample), "--seed",
+                                         str(seed), "--platform", "web", *llm], [compare]))  # fmt: skip
+        compare_args = ["--llm-labels", str(compare)]
+    steps.append(("evaluate", ["evaluate", str(visits), "--split", str(split), "--sim", str(sim), "--embeddings",
+                               str(embeddings), *compare_args, "--distilled-labels", str(distilled), "--taxonomy",
+                               str(taxonomy), "--bootstrap", str(bootstrap), "--out", str(evaluation)],
+                  [evaluation]))  # fmt: skip
+    return steps
+
+
 @click.command("demo")
 @click.option(
     "--out",
@@ -53,30 +105,35 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
     default=0.5,
     show_default=True,
     type=click.FloatRange(0, 1),
-    help="How much web intent drives app behaviour (0 = placebo world).",
+    help="How much web intent drives app behaviour (0 = placebo world; docs/SIMULATOR.md).",
 )
 @click.option(
     "--train-minutes",
-    default=3.0,
+    default=2.0,
     show_default=True,
     type=click.FloatRange(min=0.1),
     help="Time budget for training the encoder.",
 )
 @click.option(
     "--label-sample",
-    default=300,
+    default=200,
     show_default=True,
     type=click.IntRange(min=50),
-    help="Sessions the local LLM labels (about 1.5 s each on one thread); the distiller learns from them.",
+    help="Learning visits the local LLM labels for the distiller (about 0.5-1 s each).",
+)
+@click.option(
+    "--compare-sample",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Evaluation visits the LLM labels for the comparisons with LLM labels (0: skip them).",
 )
 @click.option(
     "--llm-threads",
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="llama.cpp threads for the LLM steps. 2 labelled 1.55x faster on a quiet 2-core machine with "
-    "the same answers (the demo in about 13 minutes instead of 15), but the distilled labeller's "
-    "speed-up over the faster LLM then falls below 10,000x (docs/BENCHMARKS.md).",
+    help="llama.cpp threads for the LLM steps (docs/BENCHMARKS.md measures 1 vs 2).",
 )
 @click.option(
     "--max-labels",
@@ -85,56 +142,35 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
     type=click.IntRange(min=2),
     help="Most taxonomy labels (each costs a few LLM calls to name).",
 )
-@click.option("--seeds", default=5, show_default=True, type=click.IntRange(min=1), help="Evaluation splits.")
+@click.option(
+    "--bootstrap",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(min=20),
+    help="Person-bootstrap replicates of the evaluation's CIs.",
+)
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing what is there.")
 def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
-             label_sample: int, llm_threads: int, max_labels: int, seeds: int, fresh: bool) -> None:  # fmt: skip
+             label_sample: int, compare_sample: int, llm_threads: int, max_labels: int, bootstrap: int,
+             fresh: bool) -> None:  # fmt: skip
     """Run the whole pipeline on a simulated bank and write OUT/report.html.
 
-    simulate -> ingest -> sessionize -> cut (before applications) -> train -> embed -> taxonomy build
-    (web sessions, cluster mode, local Gemma) -> taxonomy label (web sessions) -> distill -> label ->
+    simulate -> ingest -> sessionize -> cut (before applications) -> split (who is learned from, who is
+    scored) -> train and taxonomy on the learning visits -> embed -> LLM labels (a sample of the learning
+    visits for the distiller, one of the evaluation visits for the comparisons) -> distill -> label ->
     evaluate -> report. Every step is printed as the command you would type yourself.
     """
     if fresh:
         shutil.rmtree(out_dir, ignore_errors=True)
     reuse = not fresh
-    sim, data, bundle = out_dir / "sim", out_dir / "data", out_dir / "bundle"
-    sessions, visits = data / "sessions.parquet", data / "visits.parquet"
-    embeddings = data / "embeddings.parquet"
+    steps = demo_steps(out_dir, visitors=visitors, days=days, seed=seed, signal=signal, train_minutes=train_minutes,
+                       label_sample=label_sample, compare_sample=compare_sample, llm_threads=llm_threads,
+                       max_labels=max_labels, bootstrap=bootstrap)  # fmt: skip
+    sim, data = out_dir / "sim", out_dir / "data"
+    visits, embeddings = data / "visits.parquet", data / "embeddings.parquet"
     taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels-llm.parquet"
     distilled, distill_json = out_dir / "labels-distilled.parquet", out_dir / "distill.json"
     evaluation = out_dir / "evaluation.json"
-    cache = out_dir / "llm-cache.sqlite"
-    steps: list[tuple[str, list[str], list[Path]]] = [
-        ("simulate", ["simulate", "--visitors", str(visitors), "--days", str(days), "--seed", str(seed),
-                      "--signal", str(signal), "--out", str(sim)], [sim / "events.parquet"]),
-        ("ingest", ["ingest", str(sim / "events.parquet"), "--out", str(data)], [data / "events.parquet"]),
-        ("sessionize", ["sessionize", str(data / "events.parquet"), "--out", str(sessions)], [sessions]),
-        ("cut", ["cut", str(sessions), "--out", str(visits)], [visits]),
-        ("train", ["train", str(sessions), "--out", str(bundle), "--max-minutes", str(train_minutes),
-                   "--seed", str(seed)], [bundle / "encoder.safetensors"]),
-        ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
-        # Web sessions, clustered on the MiniLM vectors of their words: on the encoder's embeddings the
-        # silhouette picked 2-3 clusters for web sessions (docs/BENCHMARKS.md, issue 6, session 3).
-        # k-means, not the default spectral clusterer: with --max-labels 12, below the world's 18 intents,
-        # spectral was no better on development worlds, and one demo run with it labelled worse
-        # (docs/BENCHMARKS.md, issue 5, session 5).
-        ("taxonomy build", ["taxonomy", "build", str(visits), "--out", str(taxonomy), "--vectors", "text",
-                            "--clusterer", "kmeans", "--platform", "web", "--seed", str(seed),
-                            "--max-labels", str(max_labels), "--llm-cache", str(cache),
-                            "--llm-threads", str(llm_threads)], [taxonomy]),
-        ("taxonomy label", ["taxonomy", "label", str(visits), "--taxonomy", str(taxonomy), "--out", str(labels),
-                            "--sample", str(label_sample), "--seed", str(seed), "--platform", "web",
-                            "--llm-cache", str(cache), "--llm-threads", str(llm_threads)], [labels]),
-        ("distill", ["distill", "--embeddings", str(embeddings), "--labels", str(labels), "--taxonomy",
-                     str(taxonomy), "--sessions", str(visits), "--bundle", str(bundle), "--sim", str(sim),
-                     "--report", str(distill_json), "--seed", str(seed)], [distill_json]),
-        ("label", ["label", str(visits), "--bundle", str(bundle), "--embeddings", str(embeddings),
-                   "--out", str(distilled)], [distilled]),
-        ("evaluate", ["evaluate", str(visits), "--sim", str(sim), "--embeddings", str(embeddings),
-                      "--llm-labels", str(labels), "--distilled-labels", str(distilled), "--taxonomy", str(taxonomy),
-                      "--seeds", str(seeds), "--out", str(evaluation)], [evaluation]),
-    ]  # fmt: skip
     timings = []
     started = time.perf_counter()
     for name, args, outputs in steps:
@@ -156,6 +192,7 @@ def _summary(timings: list[tuple[str, float]], total: float, evaluation: Path, d
     click.secho("\nclickintent demo: done (everything ran on SIMULATED data, docs/SIMULATOR.md)", bold=True)
     for name, seconds in timings:
         click.echo(f"  {name:16s} {'reused' if seconds == 0 else f'{seconds:7.1f} s'}")
+    click.echo("  (the evaluation's protocol and how to read its figures: docs/EVALUATION.md)")
     click.echo(f"  {'total':16s} {total:7.1f} s")
     if distill_json.exists():
         d = json.loads(distill_json.read_text())

@@ -6,7 +6,10 @@ Web blocks, one row per web session (zeros plus a `missing` flag where a session
 - `embedding`: the session embedding;
 - `llm`: one-hot of the LLM label (only the labelled sample has one);
 - `distilled`: one-hot of the distilled label;
-- `oracle`: one-hot of the simulated true intent (simulation only).
+- `oracle`: one-hot of the simulated true intent (simulation only);
+- `pages`: the session-content reference, a TF-IDF bag of the visit's pages (page ids), its vocabulary and
+  weights fitted on the learning visits only (docs/EVALUATION.md).
+Dense blocks (embeddings, the page bag) can be reduced to their principal components (`principal_components`).
 Left out: text of the labels, label confidences, sequences of several sessions.
 """
 
@@ -48,7 +51,10 @@ class WebSessions:
 def web_sessions(sessions: pa.Table) -> WebSessions:
     """The web sessions of a SESSIONS table (app sessions are the outcome side, never a feature)."""
     t = sessions.filter(pa.compute.equal(sessions.column("platform"), "web"))
-    first_device = [evs[0]["device"] if evs else None for evs in t.column("events").to_pylist()]
+    events = t.column("events").combine_chunks() if t.num_rows else pa.array([], t.schema.field("events").type)
+    has = pa.compute.greater(pa.compute.list_value_length(events), 0)
+    first = pa.compute.list_element(pa.compute.if_else(has, events, pa.scalar(None, events.type)), 0)
+    first_device = first.field("device").to_pylist() if len(first) else []
     return WebSessions(
         ids=np.array(t.column("session_id").to_pylist(), dtype=object),
         visitor=np.array(t.column("visitor_id").to_pylist(), dtype=object),
@@ -91,6 +97,48 @@ def embedding_block(web: WebSessions, embeddings: pa.Table) -> Block:
             out[i, :d] = mat[j]
             hit += 1
     return Block("embedding", out, [f"e{k}" for k in range(d)] + ["embedding missing"], hit / max(1, len(web.ids)))
+
+
+def page_bag_block(web: WebSessions, sessions: pa.Table, fit_ids: set[str], max_pages: int = 512) -> Block:
+    """TF-IDF of each web session's page ids; the vocabulary (the `max_pages` pages in most of the fitted
+    sessions) and the idf weights come from the sessions in `fit_ids` only."""
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    t = sessions.filter(pa.compute.is_in(sessions.column("session_id"), pa.array(list(web.ids), pa.string())))
+    row_of = {sid: i for i, sid in enumerate(web.ids)}
+    rows = np.array([row_of[sid] for sid in t.column("session_id").to_pylist()], np.int64)
+    events = t.column("events").combine_chunks() if t.num_rows else pa.array([], t.schema.field("events").type)
+    pages = pa.compute.fill_null(events.flatten().field("page"), "").dictionary_encode()
+    lengths = pa.compute.list_value_length(events).to_numpy(zero_copy_only=False)
+    counts = sparse.csr_matrix((np.ones(len(pages)), (np.repeat(rows, lengths), pages.indices.to_numpy())),
+                               shape=(len(web.ids), len(pages.dictionary)))  # fmt: skip
+    fit = np.array([sid in fit_ids for sid in web.ids])
+    fitted = counts[fit] if fit.any() else counts
+    vocab = np.argsort(-np.asarray((fitted > 0).sum(axis=0)).ravel(), kind="stable")[:max_pages]
+    tfidf = TfidfTransformer(sublinear_tf=True).fit(fitted[:, vocab])
+    values = np.asarray(tfidf.transform(counts[:, vocab]).todense(), np.float32)
+    names = [f"page={p}" for p in np.asarray(pages.dictionary.to_pylist(), dtype=object)[vocab]]
+    return Block("pages", values, names, float((lengths > 0).mean()) if len(lengths) else 0.0)
+
+
+def principal_components(block: Block, fit: np.ndarray, k: int) -> Block:
+    """The block projected on its first `k` principal components, fitted on the rows `fit` (the learning
+    visits), plus its `missing` flag if it has one. A dense block of many columns costs a multinomial model
+    columns x classes weights; on development worlds 32 components gained more of the tile ceiling with the
+    same training rows (docs/EVALUATION.md) and lost nothing on conversion."""
+    from sklearn.decomposition import PCA
+
+    values, names = block.values, block.columns
+    flag = names[-1].endswith("missing") if names else False
+    x = values[:, :-1] if flag else values
+    if x.shape[1] <= k or not fit.any():
+        return block
+    z = PCA(k, random_state=0).fit(x[fit]).transform(x).astype(np.float32)
+    cols = [f"{block.name} pc{i + 1}" for i in range(k)]
+    if flag:
+        z, cols = np.hstack([z, values[:, -1:]]), [*cols, names[-1]]
+    return Block(block.name, z, cols, block.coverage)
 
 
 def labels_dict(labels: pa.Table) -> dict[str, str]:

@@ -1,104 +1,115 @@
-"""The two downstream tasks, their honest splits, and their metrics.
+"""The two downstream tasks as rows a model can learn from.
 
-**Tile ranking**: each app home-page view with a click, of a customer who has a *linked* web session that
-ended in the look-back window (default 14 days) before the view; predict the clicked tile among the
-tiles shown. A web cookie is linked to a customer from the end of the first session in which it logged in
-(what a real system can know at that time); the view's web features come from the latest linked session.
-Metrics: macro Recall@1 (recall of the top-1 tile, averaged over clicked products) and log loss.
+**Tile ranking**: each clicked app home-page view of a customer who has a *linked* web visit that ended in
+the look-back window (default 28 days) before the view; predict the clicked tile among the tiles shown. A
+cookie is linked to a customer from the end of its first visit with a login (what a bank knows at that
+time); the row's web features come from the customer's latest linked visit.
 
-**Conversion**: each web session (cut before its first application page, see clickintent/cut.py);
-predict which product the visitor (same cookie) applies for in the window after the session (default 3
-days), or none. Metrics: micro F1 over products (none counts as a negative) and macro F1; the decision
-threshold on the top product's probability is chosen on the validation slice of the training rows.
+**Conversion**: each web visit (cut before its first application page, clickintent/cut.py); predict
+which product the person applies for in the window after the visit (default 3 days), or none: the first
+application by the visit's cookie or by the customer the cookie is linked to at the end of the visit (an
+application in the app or at a branch carries the customer, not the cookie).
 
-Splits are by time *and* by person: a seed draws which customers (tiles) or visitors (conversion) are
-test; training rows are those before the time cut (whose outcome window also closed before it), test
-rows those after it, so nothing from the future and nobody from the test group is seen in training.
-Left out: several sessions per view, position debiasing beyond a per-position bias term.
+Each row carries its person key (protocol.py), its decision time and the time its outcome is known, so the
+protocol keeps training rows before the cut and test rows after it. On simulated data a row also carries
+the world's exact probabilities with and without the web visit (ceiling.py): the task's ceiling.
+Left out: several visits per view, position debiasing beyond a per-position bias term.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from clickintent.evaluate.features import CustomerFeatures, WebSessions
-from clickintent.evaluate.models import L2_BASE, LogitData, MaskedLogit, choose_l2, log_loss, validation_split
+from clickintent.evaluate.protocol import Split
 
 DAY_US = 86_400 * 1_000_000
 NONE = "none"
+# Half-lives (days) of the copies of each web block in the tile task: a generic basis from days to a month,
+# not the simulator's own half-lives (chosen on development worlds, docs/EVALUATION.md).
+DECAY_DAYS = (2.0, 7.0, 30.0)
 
 
 @dataclass
 class TaskData:
-    """Rows of one task: a baseline matrix, which web session each row uses, outcome, split keys."""
+    """Rows of one task: a baseline matrix, which web visit each row uses, the outcome, who and when."""
 
     name: str
     classes: list[str]
-    base: np.ndarray  # [N, b]
+    base: np.ndarray  # [N, b] production-baseline features
     session_row: np.ndarray  # [N] index into WebSessions (every row has one)
-    recency_days: np.ndarray  # [N] days from the session's end to the decision time (0 for conversion)
-    y: np.ndarray  # [N]
-    mask: np.ndarray | None  # [N, C]
-    position: np.ndarray | None  # [N, C]
-    group: np.ndarray  # [N] person key for the split
-    time: np.ndarray  # [N] µs, decision time
+    recency_days: np.ndarray  # [N] days from the visit's end to the decision (0 for conversion)
+    y: np.ndarray  # [N] class index
+    mask: np.ndarray | None  # [N, C] classes allowed per row (tiles shown); None: all
+    position: np.ndarray | None  # [N, C] screen position of each class (-1: not shown)
+    person: np.ndarray  # [N] person key (protocol.py)
+    time: np.ndarray  # [N] µs, the decision
     outcome_end: np.ndarray  # [N] µs, when the outcome is known
+    exact_full: np.ndarray | None = None  # [N, C] the world's P(class) knowing everything (simulation only)
+    exact_profile: np.ndarray | None = None  # [N, C] the same from the profile alone
 
     def take(self, rows: np.ndarray) -> TaskData:
+        def sub(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[rows]
+
         return TaskData(
             self.name, self.classes, self.base[rows], self.session_row[rows], self.recency_days[rows], self.y[rows],
-            None if self.mask is None else self.mask[rows], None if self.position is None else self.position[rows],
-            self.group[rows], self.time[rows], self.outcome_end[rows],
+            sub(self.mask), sub(self.position), self.person[rows], self.time[rows], self.outcome_end[rows],
+            sub(self.exact_full), sub(self.exact_profile),
         )  # fmt: skip
 
-    def sample_people(self, max_rows: int) -> TaskData:
-        """At most about `max_rows` rows, keeping whole people (hash of the person key), so evaluation time
-        stays bounded on big worlds without mixing anyone's rows across the split."""
-        if len(self.y) <= max_rows:
-            return self
-        u = np.array([int(hashlib.md5(f"sample:{g}".encode()).hexdigest()[:8], 16) / 2**32 for g in self.group])
-        return self.take(np.flatnonzero(u < max_rows / len(self.y)))
-
     def matrix(self, web: WebSessions, blocks: list[str]) -> np.ndarray:
+        """[N, F]: the baseline's columns, then the web blocks'. Where the visit is older than the decision
+        (tile ranking), each web block comes once per half-life of DECAY_DAYS, scaled by how much of it is
+        left: a linear model can then let a visit's pull fade, fast for some products and slow for others."""
         parts = [self.base]
         if blocks:
             parts.append(np.log1p(self.recency_days)[:, None].astype(np.float32))
-        parts += [web.blocks[b].values[self.session_row] for b in blocks]
-        return np.hstack(parts).astype(np.float32)
+        web_cols = [web.blocks[b].values[self.session_row] for b in blocks]
+        if web_cols and self.recency_days.any():
+            left = np.exp2(-self.recency_days[:, None] / np.asarray(DECAY_DAYS)[None, :]).astype(np.float32)
+            web_cols = [col * left[:, [k]] for col in web_cols for k in range(len(DECAY_DAYS))]
+        return np.hstack(parts + web_cols).astype(np.float32)
 
 
-def _links(web: WebSessions) -> dict[str, tuple[str, int]]:
-    """visitor -> (customer, time from which the link is known) from sessions that logged in."""
-    links: dict[str, tuple[str, int]] = {}
+def links(web: WebSessions) -> dict[str, tuple[str, int]]:
+    """cookie -> (customer, time from which the link is known): the end of its first visit with a login."""
+    out: dict[str, tuple[str, int]] = {}
     for v, c, e in zip(web.visitor, web.customer, web.end, strict=True):
-        if c and (v not in links or e < links[v][1]):
-            links[v] = (c, int(e))
-    return links
+        if c and (v not in out or e < out[v][1]):
+            out[v] = (c, int(e))
+    return out
 
 
-def tile_task(
-    web: WebSessions, views: pa.Table, customers: CustomerFeatures, products: list[str], lookback_days: float = 14
-) -> TaskData:
-    links = _links(web)
+def tile_task(web: WebSessions, views: pa.Table, customers: CustomerFeatures, products: list[str], split: Split,
+              lookback_days: float = 28) -> TaskData:  # fmt: skip
+    """Rows of the tile task; `views` needs customer_id, ts, tiles_shown, tile_clicked (and, from the
+    simulator, p_tiles and p_tiles_profile)."""
+    linked = links(web)
     by_customer: dict[str, list[tuple[int, int, int]]] = defaultdict(list)  # customer -> [(end, link_t, row)]
     for i, v in enumerate(web.visitor):
-        if v in links:
-            c, t = links[v]
+        if v in linked:
+            c, t = linked[v]
             by_customer[c].append((int(web.end[i]), t, i))
     for lst in by_customer.values():
         lst.sort()
-    clicked = views.filter(pa.compute.is_valid(views.column("tile_clicked")))
+    clicked = views.filter(pc.is_valid(views.column("tile_clicked")))
+    exact = "p_tiles" in clicked.column_names and "p_tiles_profile" in clicked.column_names
     pidx = {p: i for i, p in enumerate(products)}
-    rows, ys, masks, positions, recency, cust, times = [], [], [], [], [], [], []
+    C = len(products)
+    rows, ys, masks, positions, recency, cust, times, full, prof = ([] for _ in range(9))
     look = int(lookback_days * DAY_US)
-    cols = [clicked.column(c).to_pylist() for c in ("customer_id", "tiles_shown", "tile_clicked")]
+    names = ["customer_id", "tiles_shown", "tile_clicked"] + (["p_tiles", "p_tiles_profile"] if exact else [])
+    cols = [clicked.column(c).to_pylist() for c in names]
+    if not exact:
+        cols += [[None] * clicked.num_rows] * 2
     ts = clicked.column("ts").cast(pa.int64()).to_numpy()
-    for c, shown, tile, t in zip(*cols, ts, strict=True):
+    for c, shown, tile, p_full, p_prof, t in zip(*cols, ts, strict=True):
         best = None
         for end, link_t, i in by_customer.get(c, ()):
             if end >= t:
@@ -107,12 +118,14 @@ def tile_task(
                 best = (end, i)
         if best is None or tile not in pidx:
             continue
-        m = np.zeros(len(products), bool)
-        pos = np.full(len(products), -1, np.int64)
+        m = np.zeros(C, bool)
+        pos = np.full(C, -1, np.int64)
+        pf, pp = np.zeros(C), np.zeros(C)
         for k, p in enumerate(shown):
             if p in pidx:
-                m[pidx[p]] = True
-                pos[pidx[p]] = k
+                m[pidx[p]], pos[pidx[p]] = True, k
+                if exact:
+                    pf[pidx[p]], pp[pidx[p]] = p_full[k], p_prof[k]
         rows.append(best[1])
         ys.append(pidx[tile])
         masks.append(m)
@@ -120,6 +133,8 @@ def tile_task(
         recency.append((t - best[0]) / DAY_US)
         cust.append(c)
         times.append(int(t))
+        full.append(pf)
+        prof.append(pp)
     n = len(rows)
     cust_arr = np.array(cust, dtype=object)
     return TaskData(
@@ -129,133 +144,70 @@ def tile_task(
         session_row=np.array(rows, np.int64),
         recency_days=np.array(recency, np.float64),
         y=np.array(ys, np.int64),
-        mask=np.array(masks, bool).reshape(n, len(products)),
-        position=np.array(positions, np.int64).reshape(n, len(products)),
-        group=cust_arr,
+        mask=np.array(masks, bool).reshape(n, C),
+        position=np.array(positions, np.int64).reshape(n, C),
+        person=split.customer_keys(cust_arr),
         time=np.array(times, np.int64),
         outcome_end=np.array(times, np.int64),
+        exact_full=np.array(full).reshape(n, C) if exact else None,
+        exact_profile=np.array(prof).reshape(n, C) if exact else None,
     )
 
 
-def conversion_task(
-    web: WebSessions, conversions: pa.Table, customers: CustomerFeatures, products: list[str], window_days: float = 3
-) -> TaskData:
-    links = _links(web)
-    conv: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    cv = conversions.column("visitor_id").to_pylist()
-    cp = conversions.column("product").to_pylist()
+def conversion_task(web: WebSessions, conversions: pa.Table, customers: CustomerFeatures, products: list[str],
+                    split: Split, window_days: float = 3,
+                    exact: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None) -> TaskData:  # fmt: skip
+    """Rows of the conversion task; `conversions` needs visitor_id, product, ts and may have customer_id.
+    `exact`: session id -> (P full, P profile, P(app channel)) over [none, products] (ceiling.py)."""
+    linked = links(web)
+    by_visitor: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    by_customer: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    cust_col = conversions.column("customer_id").to_pylist() if "customer_id" in conversions.column_names else None
+    cv, cp = conversions.column("visitor_id").to_pylist(), conversions.column("product").to_pylist()
     ct = conversions.column("ts").cast(pa.int64()).to_numpy()
-    for v, p, t in zip(cv, cp, ct, strict=True):
+    for i, (v, p, t) in enumerate(zip(cv, cp, ct, strict=True)):
         if v:
-            conv[v].append((int(t), p))
-    for lst in conv.values():
+            by_visitor[v].append((int(t), p))
+        if cust_col is not None and cust_col[i]:
+            by_customer[cust_col[i]].append((int(t), p))
+    for lst in (*by_visitor.values(), *by_customer.values()):
         lst.sort()
     classes = [NONE, *products]
     cidx = {p: i for i, p in enumerate(classes)}
     win = int(window_days * DAY_US)
-    ys = np.zeros(len(web.ids), np.int64)
-    for i, (v, end) in enumerate(zip(web.visitor, web.end, strict=True)):
-        for t, p in conv.get(v, ()):
-            if end <= t <= end + win and p in cidx:
-                ys[i] = cidx[p]
-                break
-    known = np.array(
-        [
-            c or (links[v][0] if v in links and links[v][1] <= e else "")
-            for v, c, e in zip(web.visitor, web.customer, web.end, strict=True)
-        ],
-        dtype=object,
-    )
+    S = len(web.ids)
+    known = np.array([c or (linked[v][0] if v in linked and linked[v][1] <= e else "")
+                      for v, c, e in zip(web.visitor, web.customer, web.end, strict=True)], dtype=object)  # fmt: skip
+    ys = np.zeros(S, np.int64)
+    for i, (v, c, end) in enumerate(zip(web.visitor, known, web.end, strict=True)):
+        hits = [(t, p) for t, p in (*by_visitor.get(v, ()), *by_customer.get(c, ())) if end < t <= end + win]
+        if hits:
+            ys[i] = cidx.get(min(hits)[1], 0)
     devices = sorted({d for d in web.device if d})
-    dev = np.array([[d == x for x in devices] for d in web.device], np.float32).reshape(len(web.ids), len(devices))
-    base = np.hstack([customers.rows(known), dev]).astype(np.float32)
+    dev = np.array([[d == x for x in devices] for d in web.device], np.float32).reshape(S, len(devices))
+    full = prof = None
+    if exact is not None:
+        full, prof = np.zeros((S, len(classes))), np.zeros((S, len(classes)))
+        for i, sid in enumerate(web.ids):
+            if sid in exact:
+                pf, pp, p_app = exact[sid]
+                seen = 1.0 if known[i] else 1.0 - p_app  # an app application carries the customer, not the cookie
+                full[i, 1:], prof[i, 1:] = pf[1:] * seen, pp[1:] * seen
+                full[i, 0], prof[i, 0] = 1.0 - full[i, 1:].sum(), 1.0 - prof[i, 1:].sum()
+            else:  # a bot: the world never lets one apply
+                full[i, 0] = prof[i, 0] = 1.0
     return TaskData(
         name="conversion",
         classes=classes,
-        base=base,
-        session_row=np.arange(len(web.ids)),
-        recency_days=np.zeros(len(web.ids)),
+        base=np.hstack([customers.rows(known), dev]).astype(np.float32),
+        session_row=np.arange(S),
+        recency_days=np.zeros(S),
         y=ys,
         mask=None,
         position=None,
-        group=web.visitor.copy(),
+        person=split.visitor_keys(web.visitor),
         time=web.end.copy(),
         outcome_end=web.end + win,
+        exact_full=full,
+        exact_profile=prof,
     )
-
-
-def split(task: TaskData, seed: int, test_share: float = 0.3, time_cut: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, test rows): people hashed with the seed into test/train, time cut at `time_cut` of the span."""
-    if not len(task.y):
-        return np.array([], np.int64), np.array([], np.int64)
-    h = np.array([int(hashlib.md5(f"{seed}:{g}".encode()).hexdigest()[:8], 16) / 2**32 for g in task.group])
-    test_people = h < test_share
-    lo, hi = task.time.min(), task.outcome_end.max()
-    cut = lo + (hi - lo) * time_cut
-    train = ~test_people & (task.outcome_end <= cut)
-    test = test_people & (task.time >= cut) & (task.outcome_end <= hi)
-    return np.flatnonzero(train), np.flatnonzero(test)
-
-
-def tile_metrics(probs: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    top = probs.argmax(axis=1)
-    recalls = [float((top[y == c] == c).mean()) for c in np.unique(y)]
-    return {"macro_recall_at_1": float(np.mean(recalls)), "log_loss": log_loss(probs, y)}
-
-
-def conversion_decisions(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """The top product when its probability reaches `threshold`, else none (class 0)."""
-    best = probs[:, 1:].argmax(axis=1) + 1
-    return np.where(probs[np.arange(len(best)), best] >= threshold, best, 0)
-
-
-def f1_scores(pred: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, float]:
-    """micro F1 over the product classes (class 0, none, is the negative) and macro F1 over products in y."""
-    tp = int(((pred == y) & (y > 0)).sum())
-    fp = int(((pred > 0) & (pred != y)).sum())
-    fn = int(((y > 0) & (pred != y)).sum())
-    micro = 2 * tp / max(1, 2 * tp + fp + fn)
-    per = []
-    for c in range(1, n_classes):
-        if (y == c).any():
-            tpc = int(((pred == c) & (y == c)).sum())
-            per.append(2 * tpc / max(1, int((pred == c).sum()) + int((y == c).sum())))
-    return {"micro_f1": micro, "macro_f1": float(np.mean(per)) if per else 0.0}
-
-
-def run_once(
-    task: TaskData,
-    web: WebSessions,
-    blocks: list[str],
-    train: np.ndarray,
-    test: np.ndarray,
-    l2: float | None = None,
-    l2_base: float | None = None,
-) -> tuple[dict[str, float], float]:
-    """(test metrics, L2 used): fit on the train rows with the given web blocks, score the test rows.
-
-    `l2` None picks it on the validation slice (latest 20% of the training rows). The baseline (`blocks`
-    empty) tunes one penalty for all its columns; a web feature set keeps the baseline's (`l2_base`) on the
-    baseline columns and tunes its own on the web columns. Conversion fits on the other 80% and picks
-    its decision threshold for micro F1 on the validation slice.
-    """
-    X = task.matrix(web, blocks)
-    n_base = task.base.shape[1] if blocks and l2_base is not None else None
-    data = LogitData(X, task.y, task.mask, task.position, n_base=n_base)
-    base_pen = l2_base if l2_base is not None else L2_BASE
-    if l2 is None:
-        l2 = choose_l2(data.take(train), task.time[train], len(task.classes), base_pen)
-    if task.mask is not None:
-        model = MaskedLogit(len(task.classes), l2, l2_base=base_pen).fit(data.take(train))
-        return tile_metrics(model.predict_proba(data.take(test)), task.y[test]), l2
-    fit_idx, val_idx = validation_split(task.time[train])
-    fit_rows, val_rows = train[fit_idx], train[val_idx]
-    model = MaskedLogit(len(task.classes), l2, l2_base=base_pen).fit(data.take(fit_rows))
-    vprobs = model.predict_proba(data.take(val_rows))
-    grid = np.unique(np.round(np.quantile(vprobs[:, 1:].max(axis=1), np.linspace(0, 1, 101)), 4))
-    scores = [f1_scores(conversion_decisions(vprobs, t), task.y[val_rows], len(task.classes))["micro_f1"] for t in grid]
-    threshold = float(grid[int(np.argmax(scores))]) if len(grid) else 0.5
-    probs = model.predict_proba(data.take(test))
-    out = f1_scores(conversion_decisions(probs, threshold), task.y[test], len(task.classes))
-    out["log_loss"] = log_loss(probs, task.y[test])
-    return out, l2

@@ -80,6 +80,8 @@ class Visits:
     applied: np.ndarray
     recent_intent: np.ndarray  # -1: no web session in the lookback
     recent_session: np.ndarray
+    p_tiles: np.ndarray  # P(tile | click), flattened like `tiles`: with the web pull
+    p_tiles_profile: np.ndarray  # the same from the profile alone
 
 
 def generate_app(
@@ -141,10 +143,9 @@ def _visits(
 
     # the customer's choice: profile appeal + signal-weighted pull of the recent web intent + noise
     r_intent, r_session, r_age_days = _recent(recent, person, start, cfg.lookback_days)
-    pull = np.where(r_intent[:, None] >= 0, world.affinity[np.maximum(r_intent, 0)], 0.0)
-    pull = pull * np.exp(-r_age_days / max(cfg.recency_days, 1e-9))[:, None]
-    util = tile_utility(people)[person] + signal * cfg.signal_strength * pull + rng.gumbel(size=(V, P))
-    util = np.where(shown, util, -np.inf)
+    profile = tile_utility(people)[person]
+    full = profile + signal * np.log(cfg.tile_odds_ratio) * _pull(world, r_intent, r_age_days)
+    util = np.where(shown, full + rng.gumbel(size=(V, P)), -np.inf)
     best = util.argmax(axis=1)
     clicked = util[np.arange(V), best] > NO_CLICK_UTILITY + rng.gumbel(size=V)
     return Visits(
@@ -163,7 +164,27 @@ def _visits(
         applied=clicked & (rng.random(V) < cfg.app_apply),
         recent_intent=r_intent,
         recent_session=r_session,
+        p_tiles=_shown_softmax(full, order, in_top_k),
+        p_tiles_profile=_shown_softmax(profile, order, in_top_k),
     )
+
+
+def _pull(world: World, intent: np.ndarray, age_days: np.ndarray) -> np.ndarray:
+    """(V, P) 0..1: how much the recent web intent pulls each tile, halving every product's half-life."""
+    affinity = np.where(intent[:, None] >= 0, world.affinity[np.maximum(intent, 0)], 0.0)
+    result: np.ndarray = affinity * np.exp2(-age_days[:, None] / world.half_life_days[None, :])
+    return result
+
+
+def _shown_softmax(utility: np.ndarray, order: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """P(tile | a tile is clicked) of the shown tiles, flattened in screen order (the Gumbel choice is a
+    multinomial logit, so given a click the no-click option drops out)."""
+    ranked = np.take_along_axis(utility, order, axis=1)
+    z = np.where(shown, ranked, -np.inf)
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    result: np.ndarray = (e / e.sum(axis=1, keepdims=True))[shown].astype(np.float32)
+    return result
 
 
 def _events(
@@ -246,22 +267,27 @@ def _truth(
         "is_bot": pa.repeat(False, V),
         "is_mixed": pa.repeat(False, V),
         "product": pa.nulls(V, pa.string()),
+        "p_apply": pa.nulls(V, pa.list_(pa.float32())),
+        "p_apply_profile": pa.nulls(V, pa.list_(pa.float32())),
+        "p_app_channel": pa.nulls(V, pa.float32()),
     }, schema=SESSIONS)  # fmt: skip
     recent = v.recent_intent >= 0
     intents = [i.name for i in world.intents]
+    offsets = pa.array(np.r_[0, np.cumsum(v.n_tiles)].astype(np.int32))
     app_home = pa.table({
         "view_id": view_id,
         "sim_session_id": sid,
         "customer_id": cust,
         "visitor_id": vid,
         "ts": pa.array(v.start_us).cast(TS),
-        "tiles_shown": pa.ListArray.from_arrays(pa.array(np.r_[0, np.cumsum(v.n_tiles)].astype(np.int32)),
-                                                s.take(PRODUCT_IDS, v.tiles)),
+        "tiles_shown": pa.ListArray.from_arrays(offsets, s.take(PRODUCT_IDS, v.tiles)),
         "tile_clicked": s.if_else(v.clicked, s.take(PRODUCT_IDS, v.choice), s.NULL_STR),
         "click_ts": pa.array(v.start_us + v.click_off, mask=~v.clicked).cast(TS),
         "recent_intent": s.if_else(recent, s.take(intents, np.maximum(v.recent_intent, 0)), s.NULL_STR),
         "recent_session_id": s.if_else(recent, s.cat("S", s.digits(np.maximum(v.recent_session, 0), 9)),
                                        s.NULL_STR),
+        "p_tiles": pa.ListArray.from_arrays(offsets, pa.array(v.p_tiles, pa.float32())),
+        "p_tiles_profile": pa.ListArray.from_arrays(offsets, pa.array(v.p_tiles_profile, pa.float32())),
     }, schema=APP_HOME)  # fmt: skip
     a = np.flatnonzero(v.applied)
     conversions = pa.table({

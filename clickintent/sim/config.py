@@ -42,11 +42,13 @@ class SimConfig:
     bot_share: float = 0.03  # bot sessions per human web session
     login_success: float = 0.9  # chance a customer on the login page signs in
     pii_share: float = 0.01  # share of searches (and password-reset landings) carrying PII bait
-    signal_strength: float = 2.5  # utility of a tile for the recent web intent's products at signal 1
-    lookback_days: float = 14.0  # how far back a web session counts as "recent" for the app
-    recency_days: float = 7.0  # e-folding time of the recent intent's pull on the app
-    app_apply: float = 0.08  # chance a tile click leads to an in-app application
-    offline_apply: float = 0.02  # base chance a shopping session leads to a later branch/phone application
+    tile_odds_ratio: float = 100.0  # at --signal 1: day-0 odds ratio of clicking the researched product's tile
+    apply_odds_ratio: float = 10000.0  # at --signal 1: odds ratio of applying for the researched product
+    apply_base: float = 0.004  # share of web visits followed by an application when nothing pulls (signal 0)
+    app_channel: float = 0.35  # share of an app user's applications made in the app
+    offline_channel: float = 0.2  # share of applications made in a branch or by phone
+    lookback_days: float = 28.0  # how far back a web session counts as "recent" for the app
+    app_apply: float = 0.05  # chance a tile click leads to an in-app application
     bad_rows_per_reason: int = 3  # deliberate bad rows per reason (see truth/bad_rows.json)
 
     def to_dict(self) -> dict[str, Any]:
@@ -72,6 +74,11 @@ def _check_mix(key: str, mix: Any, known: tuple[str, ...]) -> dict[str, float]:
 def config_from_dict(data: Mapping[str, Any]) -> SimConfig:
     """Build and validate a SimConfig from parsed JSON."""
     fields = {f.name: f for f in dataclasses.fields(SimConfig)}
+    renamed = {"signal_strength": "tile_odds_ratio", "recency_days": "the per-product half-lives (products.py)",
+               "offline_apply": "apply_base and offline_channel"}  # fmt: skip
+    old = sorted(set(data) & set(renamed))
+    if old:
+        raise ValueError("config keys that were replaced: " + ", ".join(f"{k} -> {renamed[k]}" for k in old))
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise ValueError(f"unknown config keys: {', '.join(unknown)}; known: {', '.join(fields)}")
@@ -97,7 +104,9 @@ def config_from_dict(data: Mapping[str, Any]) -> SimConfig:
         "login_success",
         "pii_share",
         "app_apply",
-        "offline_apply",
+        "apply_base",
+        "app_channel",
+        "offline_channel",
     ):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"{name} must be between 0 and 1")
@@ -105,12 +114,15 @@ def config_from_dict(data: Mapping[str, Any]) -> SimConfig:
         "web_sessions_per_day",
         "app_opens_per_day",
         "bot_share",
-        "signal_strength",
         "lookback_days",
-        "recency_days",
     ):
         if getattr(cfg, name) < 0:
             raise ValueError(f"{name} must be >= 0")
+    for name in ("tile_odds_ratio", "apply_odds_ratio"):
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} must be >= 1 (1: web intent never pulls)")
+    if cfg.app_channel + cfg.offline_channel > 1:
+        raise ValueError("app_channel + offline_channel must be at most 1 (the rest applies on the web)")
     if not 1 <= cfg.max_cookies <= 8 or cfg.bad_rows_per_reason < 0:
         raise ValueError("max_cookies must be 1..8 and bad_rows_per_reason >= 0")
     return cfg

@@ -167,12 +167,13 @@ def simulate(
         for b in range(n_batches):
             first_id = b * BATCH_PEOPLE
             n = min(BATCH_PEOPLE, visitors - first_id)
-            r_people, r_web, r_app, r_bad = (
-                np.random.default_rng(c) for c in np.random.SeedSequence([seed, b]).spawn(4)
+            # the fifth stream (applications) came later: the first four draw as they always did
+            r_people, r_web, r_app, r_bad, r_apply = (
+                np.random.default_rng(c) for c in np.random.SeedSequence([seed, b]).spawn(5)
             )
             people = make_people(r_people, world, n, first_id)
             ids = _ids(first_id, n, cfg.max_cookies, t0_us // US, r_people)
-            web = generate_web(r_web, world, people, days, t0_us, next_session, b, ids)
+            web = generate_web(r_web, r_apply, world, people, days, t0_us, next_session, b, ids, signal)
             next_session += web.sessions.num_rows
             past_opens, past_clicks = past_behaviour(r_app, people)
             app = generate_app(

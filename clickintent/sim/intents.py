@@ -1,7 +1,7 @@
 """The latent intents of the simulated world: why a visitor came, and how that shows in behaviour.
 
 Each intent is a compact spec that `world.py` compiles into a Markov chain over page groups (landing
-groups, where the journey dwells, how often it starts and finishes an application) plus its own dwell,
+groups, where the journey dwells, when it ends) plus its own dwell,
 device, referrer and search-query profiles and the products it is about. Who has which intent depends on
 the person's segment, customer status and a few holdings (`intent_holding_keys`), nothing else, so the
 placebo world stays a clean experiment. Intent names never appear in the events.
@@ -34,8 +34,6 @@ class IntentSpec:
     products: Mapping[str, float] = field(default_factory=dict)  # product -> weight (tiles, applications)
     stop: float = 0.18  # chance the session ends after any page
     stay: float = 0.3  # chance the next page is in the same group
-    apply: float = 0.0  # chance per step of starting an application for the session's product
-    commit: float = 0.6  # chance of going on to the next application step
     dwell_s: float = 30.0  # median seconds on a page of kind 'product'
     search: float = 1.0  # multiplier on the weight of the on-site search group
     segments: Mapping[str, float] = field(default_factory=dict)  # segment -> share multiplier
@@ -43,7 +41,7 @@ class IntentSpec:
     customer: float = 1.0  # share multiplier for customers (servicing intents are mostly theirs)
 
 
-# Shopping intents land on product groups from search engines and affiliates and may apply; servicing
+# Shopping intents land on product groups from search engines and affiliates; servicing
 # intents come direct, go through login and dwell briefly; research intents read calculators and articles.
 INTENTS: tuple[IntentSpec, ...] = (
     IntentSpec(
@@ -65,7 +63,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "rewards card bonus",
         ),
         products=_m(rewards_card=0.6, cash_back_card=0.4),
-        apply=0.06,
         dwell_s=35,
         segments=_m(young_professional=1.5, mass_affluent=1.5, student=0.6, retiree=0.7),
     ),
@@ -88,7 +85,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "first credit card",
         ),
         products=_m(secured_card=0.85, checking=0.15),
-        apply=0.05,
         dwell_s=40,
         segments=_m(student=3.0, young_professional=1.5, mass_affluent=0.3, retiree=0.3),
     ),
@@ -110,7 +106,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "personal loan debt consolidation",
         ),
         products=_m(balance_transfer_card=0.75, personal_loan=0.25),
-        apply=0.07,
         dwell_s=45,
         segments=_m(young_professional=1.3, family=1.4, retiree=0.6, student=0.6),
     ),
@@ -133,7 +128,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "emergency fund",
         ),
         products=_m(savings=0.6, cd=0.4),
-        apply=0.05,
         dwell_s=30,
         segments=_m(retiree=2.0, mass_affluent=1.6, student=0.5),
     ),
@@ -156,7 +150,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "overdraft fee",
         ),
         products=_m(checking=0.85, savings=0.15),
-        apply=0.07,
         dwell_s=28,
         segments=_m(student=2.0, young_professional=1.5, retiree=0.5),
         customer=0.5,
@@ -179,7 +172,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "dealer financing",
         ),
         products=_m(auto_loan=1.0),
-        apply=0.06,
         dwell_s=40,
         segments=_m(family=1.5, young_professional=1.3, student=0.7),
     ),
@@ -199,7 +191,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "refinance calculator auto",
         ),
         products=_m(auto_refinance=1.0),
-        apply=0.07,
         dwell_s=45,
         holdings=_m(auto_loan=5.0),
     ),
@@ -224,8 +215,6 @@ INTENTS: tuple[IntentSpec, ...] = (
         ),
         products=_m(mortgage=1.0),
         stop=0.12,
-        apply=0.03,
-        commit=0.5,
         dwell_s=70,
         segments=_m(family=2.0, young_professional=1.6, student=0.2, retiree=0.4),
     ),
@@ -247,7 +236,6 @@ INTENTS: tuple[IntentSpec, ...] = (
         ),
         products=_m(mortgage_refinance=1.0),
         stop=0.13,
-        apply=0.04,
         dwell_s=60,
         holdings=_m(mortgage=6.0),
         segments=_m(family=1.5, mass_affluent=1.5, student=0.1),
@@ -268,7 +256,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "home improvement loan",
         ),
         products=_m(heloc=1.0),
-        apply=0.05,
         dwell_s=55,
         holdings=_m(mortgage=4.0),
         segments=_m(family=1.5, mass_affluent=1.6, retiree=1.2, student=0.1),
@@ -292,7 +279,6 @@ INTENTS: tuple[IntentSpec, ...] = (
         ),
         products=_m(investing=1.0),
         stop=0.15,
-        apply=0.04,
         dwell_s=60,
         segments=_m(mass_affluent=2.5, young_professional=1.3, retiree=1.3, student=0.4),
     ),
@@ -314,7 +300,6 @@ INTENTS: tuple[IntentSpec, ...] = (
             "line of credit business",
         ),
         products=_m(small_business=1.0),
-        apply=0.05,
         dwell_s=45,
         segments=_m(business_owner=12.0, student=0.1, retiree=0.3),
     ),

@@ -1,4 +1,4 @@
-"""Join sessionized output to the simulator's truth: session id -> true intent.
+"""Join sessionized output to the simulator's truth: one join, used by everything that reads the truth.
 
 Truth sessions are keyed by (visitor_id, platform, start): the sessionizer recovers every simulated
 session exactly (docs/SIMULATOR.md), and cutting a session (clickintent/cut.py) keeps its start.
@@ -11,22 +11,29 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+KEY = ("visitor_id", "platform", "start")
+
+
+def join_truth(sessions: pa.Table, sim_dir: str | Path, columns: list[str]) -> tuple[list[str], pa.Table]:
+    """(session ids of `sessions` the truth knows, the truth's `columns` for them in the same order)."""
+    truth = pq.read_table(Path(sim_dir) / "truth" / "sessions.parquet", columns=[*KEY, *columns])
+    index = {
+        (v, p, s): i
+        for i, (v, p, s) in enumerate(zip(truth.column("visitor_id").to_pylist(), truth.column("platform").to_pylist(),
+                                          truth.column("start").cast(pa.int64()).to_pylist(), strict=True))
+    }  # fmt: skip
+    ids, rows = [], []
+    starts = sessions.column("start").cast(pa.int64()).to_pylist()
+    for sid, v, p, s in zip(sessions.column("session_id").to_pylist(), sessions.column("visitor_id").to_pylist(),
+                            sessions.column("platform").to_pylist(), starts, strict=True):  # fmt: skip
+        i = index.get((v, p, s))
+        if i is not None:
+            ids.append(sid)
+            rows.append(i)
+    return ids, truth.select(columns).take(pa.array(rows, pa.int64()))
+
 
 def true_intents(sessions: pa.Table, sim_dir: str | Path) -> dict[str, str]:
     """session_id -> primary true intent, for the sessions that have one (not bots, not app sessions)."""
-    truth = pq.read_table(
-        Path(sim_dir) / "truth" / "sessions.parquet", columns=["visitor_id", "platform", "start", "intent"]
-    )
-    cols = ("visitor_id", "platform", "start")
-    tv, tp, ti = (truth.column(c).to_pylist() for c in ("visitor_id", "platform", "intent"))
-    ts = truth.column("start").cast(pa.int64()).to_pylist()
-    key = {(v, p, s): i for v, p, s, i in zip(tv, tp, ts, ti, strict=True) if i is not None}
-    out = {}
-    sess = sessions.select(["session_id", *cols])
-    starts = sess.column("start").cast(pa.int64()).to_pylist()
-    for sid, v, p, s in zip(sess.column("session_id").to_pylist(), sess.column("visitor_id").to_pylist(),
-                            sess.column("platform").to_pylist(), starts, strict=True):  # fmt: skip
-        hit = key.get((v, p, s))
-        if hit is not None:
-            out[sid] = hit
-    return out
+    ids, truth = join_truth(sessions, sim_dir, ["intent"])
+    return {sid: i for sid, i in zip(ids, truth.column("intent").to_pylist(), strict=True) if i is not None}

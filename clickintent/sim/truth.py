@@ -1,9 +1,11 @@
 """The truth the simulator keeps apart from the events: schemas of `DIR/truth/*.parquet` and their builders.
 
 Session truth is keyed so it joins to sessionized output: (visitor_id, platform, start, end) are the exact
-first and last event timestamps of the session. Web conversions come from application submits in the
-clickstream; offline ones (branch, phone) follow a shopping session later with a chance that grows with
-how deep the session went; app ones follow a tile click. Approval, funding and revenue are not modelled.
+first and last event timestamps of the session. A visit's application (applications.py) is a web
+conversion when it is submitted on the site's application pages, else an app or offline (branch, phone)
+one some hours later; app conversions also follow a tile click (app.py). Beside the outcomes the truth
+keeps the exact probabilities the world drew them from (`p_apply*`, `p_tiles*`): the tasks' ceilings.
+Approval, funding and revenue are not modelled.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pyarrow as pa
 
 from clickintent.schema import KNOWN_EVENT_TYPES, TS
 from clickintent.sim import strings as s
+from clickintent.sim.applications import APP, CHANNELS, WEB, Applications
 from clickintent.sim.people import SEGMENTS, People
 from clickintent.sim.products import PRODUCT_IDS
 from clickintent.sim.world import APPLY, NO_PRODUCT, World
@@ -42,6 +45,12 @@ SESSIONS = pa.schema(
         pa.field("is_bot", pa.bool_(), nullable=False),
         pa.field("is_mixed", pa.bool_(), nullable=False),
         pa.field("product", pa.string()),  # the product the primary intent was about, if any
+        # The application the visit leads to (any channel, within three days), exactly as the world draws it:
+        # P(none), then P(product) in PRODUCT_IDS order; with the visit and without it (the profile alone).
+        # Null for bots and app sessions. docs/EVALUATION.md reads the conversion ceiling from these.
+        pa.field("p_apply", pa.list_(pa.float32())),
+        pa.field("p_apply_profile", pa.list_(pa.float32())),
+        pa.field("p_app_channel", pa.float32()),  # chance such an application is made in the app
     ]
 )
 
@@ -70,6 +79,10 @@ APP_HOME = pa.schema(
         pa.field("click_ts", TS),  # the tile_click event
         pa.field("recent_intent", pa.string()),  # primary intent of the person's last web session in lookback
         pa.field("recent_session_id", pa.string()),  # that web session
+        # P(tile | a tile is clicked), aligned with tiles_shown, as the click model computes it: with the recent
+        # web intent's pull and without it (the profile alone). The tile task's ceiling (docs/EVALUATION.md).
+        pa.field("p_tiles", pa.list_(pa.float32()), nullable=False),
+        pa.field("p_tiles_profile", pa.list_(pa.float32()), nullable=False),
     ]
 )
 
@@ -83,14 +96,13 @@ def _list_of(values: pa.Array, lengths: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def web_truth(rng: np.random.Generator, world: World, people: People, plan: Plan, tl: Timeline,
-              first_session: int, visitor: pa.Array, customer_ids: pa.Array,
+def web_truth(world: World, people: People, plan: Plan, apps: Applications, tl: Timeline, first_session: int,
+              visitor: pa.Array, ids: dict[str, pa.Array],
               ev_page: np.ndarray) -> tuple[pa.Table, pa.Table, dict[str, np.ndarray]]:  # fmt: skip
     """Session truth, conversions and the recent-intent index for the web sessions of one batch.
     `visitor` is the visitor id of each session, `ev_page` the page of each event of `tl`."""
     n_bots, start_us, duration, n_events = tl.n_bots, tl.start_us, tl.duration_us, tl.n_events
     ev_sess, ev_ts, ev_type = tl.ev_sess, tl.ev_ts, tl.ev_type
-    vid_sess, logged_sess = visitor, tl.logged_in
     S = len(plan.person)
     n = S + n_bots
     names = [i.name for i in world.intents]
@@ -106,56 +118,46 @@ def web_truth(rng: np.random.Generator, world: World, people: People, plan: Plan
     flat = pairs[np.arange(2)[None, :] < n_int[:, None]]
     product1 = np.r_[plan.product1, np.full(n_bots, NO_PRODUCT)]
     sid = session_ids(first_session, n)
-    cust = customer_ids.take(pa.array(person))
+    cust = ids["customer"].take(pa.array(person))
     sessions = pa.table(
         {
             "sim_session_id": sid,
-            "visitor_id": vid_sess,
+            "visitor_id": visitor,
             "platform": pa.repeat("web", n),
             "start": pa.array(start_us).cast(TS),
             "end": pa.array(start_us + duration).cast(TS),
             "n_events": pa.array(n_events.astype(np.int32)),
             "person_id": pa.array(people.first_id + person, mask=is_bot),
             "customer_id": s.if_else(is_cust, cust, s.NULL_STR),
-            "logged_in": pa.array(logged_sess),
+            "logged_in": pa.array(tl.logged_in),
             "intent": intent1,
             "intents": _list_of(s.take(names, flat), n_int),
             "is_bot": pa.array(is_bot),
             "is_mixed": pa.array(mixed),
             "product": s.if_else(product1 < NO_PRODUCT, s.take([*PRODUCT_IDS, ""], product1), s.NULL_STR),
+            "p_apply": _probabilities(apps.p_full, n_bots),
+            "p_apply_profile": _probabilities(apps.p_profile, n_bots),
+            "p_app_channel": pa.array(np.r_[apps.p_app_channel, np.zeros(n_bots, np.float32)], mask=is_bot),
         },
         schema=SESSIONS,
     )
 
-    # web: every application submit; offline: later, more likely after deep or started-but-unsent journeys
+    # web: the submit on the last application page; app and offline: some time after the visit
     submit = (ev_type == KNOWN_EVENT_TYPES.index("form_submit")) & (world.page_group[ev_page] == APPLY[-1])
     web_sess = ev_sess[submit]
-    started = np.zeros(n, bool)
-    started[ev_sess[(world.page_group[ev_page] == APPLY[0])]] = True
-    converted = np.zeros(n, bool)
-    converted[web_sess] = True
-    depth = np.minimum(n_events, 20) / 5.0
-    p_off = world.cfg.offline_apply * depth * np.where(started, 3.0, 1.0)
-    off = ~is_bot & ~converted & (product1 < NO_PRODUCT) & (rng.random(n) < np.minimum(p_off, 0.5))
-    off_sess = np.flatnonzero(off)
-    off_ts = (
-        start_us[off_sess]
-        + duration[off_sess]
-        + US * 3600
-        + (rng.exponential(3.0, len(off_sess)) * DAY_US).astype(np.int64)
-    )
-    conv_sess = np.r_[web_sess, off_sess]
-    conv_product = np.r_[world.page_product[ev_page[submit]], product1[off_sess]]
+    later = np.flatnonzero((apps.product < NO_PRODUCT) & (apps.channel != WEB))
+    later_ts = start_us[later] + duration[later] + apps.later_us[later]
+    conv_sess = np.r_[web_sess, later]
+    channel = np.r_[np.full(len(web_sess), WEB), apps.channel[later]]
+    app_vid = ids["app"].take(pa.array(person[conv_sess]))
     conversions = pa.table(
         {
             "person_id": pa.array(people.first_id + person[conv_sess]),
             "customer_id": s.if_else(is_cust[conv_sess], cust.take(pa.array(conv_sess)), s.NULL_STR),
-            "visitor_id": vid_sess.take(pa.array(conv_sess)),
-            "product": s.take(PRODUCT_IDS, conv_product),
-            "ts": pa.array(np.r_[ev_ts[submit], off_ts]).cast(TS),
-            "channel": s.take(
-                ("web", "offline"), np.r_[np.zeros(len(web_sess), np.int64), np.ones(len(off_sess), np.int64)]
-            ),
+            "visitor_id": s.if_else(channel == APP, app_vid, visitor.take(pa.array(conv_sess))),
+            "product": s.take(PRODUCT_IDS, np.r_[world.page_product[ev_page[submit]], apps.product[later]]),
+            "ts": pa.array(np.r_[ev_ts[submit], later_ts]).cast(TS),
+            "channel": s.take(CHANNELS, channel),
             "web_session_id": sid.take(pa.array(conv_sess)),
             "app_view_id": pa.nulls(len(conv_sess), pa.string()),
         },
@@ -168,6 +170,15 @@ def web_truth(rng: np.random.Generator, world: World, people: People, plan: Plan
         "session": np.arange(first_session, first_session + S),
     }
     return sessions, conversions, recent
+
+
+def _probabilities(p: np.ndarray, n_null: int) -> pa.Array:
+    """Rows of `p` as list<float32>, then `n_null` nulls."""
+    k = p.shape[1]
+    values = pa.array(p.ravel(), pa.float32())
+    offsets = pa.array(np.r_[np.arange(len(p) + 1) * k, np.full(n_null, len(p) * k)].astype(np.int32))
+    mask = pa.array(np.r_[np.zeros(len(p), bool), np.ones(n_null, bool)])
+    return pa.ListArray.from_arrays(offsets, values, mask=mask)
 
 
 def customers_table(

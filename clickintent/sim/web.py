@@ -17,12 +17,13 @@ import pyarrow as pa
 
 from clickintent.schema import KNOWN_EVENT_TYPES, TS
 from clickintent.sim import strings as s
+from clickintent.sim.applications import Applications, decide
 from clickintent.sim.intents import DEVICES
-from clickintent.sim.journeys import DAY_US, US, Plan, pick_pages, plan_sessions, run_journeys
+from clickintent.sim.journeys import DAY_US, US, Plan, Steps, pick_pages, plan_sessions, run_journeys
 from clickintent.sim.people import People
 from clickintent.sim.truth import web_truth
 from clickintent.sim.weburls import put, referrers, step_urls
-from clickintent.sim.world import World, run_first, run_last
+from clickintent.sim.world import APPLY, World, run_first, run_last
 
 ET = {name: i for i, name in enumerate(KNOWN_EVENT_TYPES)}
 MAX_GAP_MS = 15 * 60 * 1000  # longest time on a page: journeys.MAX_STEPS * MAX_GAP stays under 12 h
@@ -46,6 +47,7 @@ class PageSteps:
     dwell_ms: np.ndarray  # -1 when unknown (bots)
     intent: np.ndarray  # -1 for bots
     login: np.ndarray  # a sign-in happens on this page
+    block: np.ndarray  # one of the four application pages drawn after every human visit (kept if it applies)
 
 
 @dataclass(frozen=True)
@@ -76,22 +78,47 @@ class WebBatch:
     bait: dict[str, list[str]]  # PII bait values, by where they were put
 
 
-def generate_web(rng: np.random.Generator, world: World, people: People, days: int, t0_us: int,
-                 first_session: int, batch: int, ids: dict[str, pa.Array]) -> WebBatch:  # fmt: skip
-    """All web sessions (human and bot) of one batch of people. `ids` as made by generate._ids."""
+def generate_web(rng: np.random.Generator, r_apply: np.random.Generator, world: World, people: People, days: int,
+                 t0_us: int, first_session: int, batch: int, ids: dict[str, pa.Array],
+                 signal: float) -> WebBatch:  # fmt: skip
+    """All web sessions (human and bot) of one batch of people. `ids` as made by generate._ids.
+
+    Every human visit is drawn with its four application pages after it, from `rng`, and the pages are
+    kept only for the visits that apply on the web (`r_apply`, applications.py): so the random draws, the
+    timing and the pages before any application are the same at every signal.
+    """
     plan = plan_sessions(rng, world, people, days)
-    steps = _page_steps(rng, world, plan)
+    apps = decide(r_apply, world, people, plan, signal)
+    steps = _page_steps(rng, world, plan, apps)
     tl = _timeline(rng, world, plan, steps, days, t0_us)
-    events, visitor, bait = _events_table(rng, world, plan, steps, tl, batch, ids)
+    applies = np.r_[apps.on_web, np.zeros(tl.n_bots, bool)]
+    events, visitor, bait = _events_table(rng, world, plan, steps, tl, batch, ids, applies)
+    keep = ~steps.block[tl.ev_step] | applies[tl.ev_sess]
+    events, tl = events.filter(pa.array(keep)), _keep_events(tl, keep)
     truth, conversions, recent = web_truth(
-        rng, world, people, plan, tl, first_session, visitor, ids["customer"], steps.page[tl.ev_step]
+        world, people, plan, apps, tl, first_session, visitor, ids, steps.page[tl.ev_step]
     )
     return WebBatch(events, truth, conversions, recent, bait)
 
 
-def _page_steps(rng: np.random.Generator, world: World, plan: Plan) -> PageSteps:
-    """Human journeys with their pace, then bot crawls, as one table of pages."""
-    steps = run_journeys(rng, world, plan)
+def _with_application_pages(plan: Plan, steps: Steps, apps: Applications) -> tuple[Steps, np.ndarray]:
+    """The journeys' steps with four application steps after each session, and which rows those are.
+    Their product is the one applied for where the visit applies on the web (the rest are dropped later)."""
+    S = len(plan.person)
+    k = len(APPLY)
+    sess = np.repeat(np.arange(S), k)
+    product = np.where(apps.on_web, apps.product, plan.product1)
+    rows = Steps(sess, np.tile(np.array(APPLY), S), plan.intent1[sess], product[sess], np.zeros(S * k, bool))
+    order = np.argsort(np.r_[steps.sess, rows.sess], kind="stable")  # each visit's journey, then its block
+    merged = Steps(*(np.r_[a, b][order] for a, b in zip(
+        (steps.sess, steps.state, steps.intent, steps.product, steps.login),
+        (rows.sess, rows.state, rows.intent, rows.product, rows.login), strict=True)))  # fmt: skip
+    return merged, np.r_[np.zeros(len(steps.sess), bool), np.ones(S * k, bool)][order]
+
+
+def _page_steps(rng: np.random.Generator, world: World, plan: Plan, apps: Applications) -> PageSteps:
+    """Human journeys (each with its application pages) with their pace, then bot crawls, as one table."""
+    steps, block = _with_application_pages(plan, run_journeys(rng, world, plan), apps)
     page = pick_pages(rng, world, steps)
     # time on a page: the intent's pace times the page kind, log-normal, capped under the 30 min gap
     median_ms = world.dwell_s[steps.intent] * world.page_dwell[page] * 1000
@@ -112,6 +139,7 @@ def _page_steps(rng: np.random.Generator, world: World, plan: Plan) -> PageSteps
         dwell_ms=np.r_[dwell, none],
         intent=np.r_[steps.intent, none],
         login=np.r_[steps.login, np.zeros(len(bot), bool)],
+        block=np.r_[block, np.zeros(len(bot), bool)],
     )
 
 
@@ -122,7 +150,6 @@ def _timeline(rng: np.random.Generator, world: World, plan: Plan, st: PageSteps,
     n = int(st.sess.max(initial=S - 1)) + 1
     T = len(st.sess)
     starts = np.flatnonzero(run_first(st.sess))
-    last = run_last(st.sess)
     cs = np.cumsum(st.gap_us) - st.gap_us
     offset = cs - np.repeat(cs[starts], np.diff(np.r_[starts, T]))  # page view time within its session
 
@@ -137,7 +164,11 @@ def _timeline(rng: np.random.Generator, world: World, plan: Plan, st: PageSteps,
         (np.flatnonzero(human & (form == 2)), ET["form_submit"], 0.3),
         (np.flatnonzero(st.login), ET["login"], 0.5),
         (np.flatnonzero(human & ~searchable & (rng.random(T) < CLICK_SHARE)), ET["click"], 0.8),
-        (np.flatnonzero(human & last & logged_in[st.sess] & (rng.random(T) < LOGOUT_SHARE)), ET["logout"], 0.9),
+        (
+            np.flatnonzero(human & _visit_last(st) & logged_in[st.sess] & (rng.random(T) < LOGOUT_SHARE)),
+            ET["logout"],
+            0.9,
+        ),
     ]
     ev_step = np.concatenate([p[0] for p in parts])
     ev_type = np.concatenate([np.broadcast_to(np.asarray(p[1]), p[0].shape) for p in parts])
@@ -158,6 +189,24 @@ def _timeline(rng: np.random.Generator, world: World, plan: Plan, st: PageSteps,
                     ev_type, start[ev_sess] + ev_off, ev_main)  # fmt: skip
 
 
+def _visit_last(st: PageSteps) -> np.ndarray:
+    """The last page of each session before its application pages (the last page of a bot's crawl)."""
+    nxt_block = np.r_[st.block[1:], False] & np.r_[st.sess[1:] == st.sess[:-1], False]
+    result: np.ndarray = ~st.block & (run_last(st.sess) | nxt_block)
+    return result
+
+
+def _keep_events(tl: Timeline, keep: np.ndarray) -> Timeline:
+    """The timeline of the events kept (application pages of visits that do not apply are dropped)."""
+    ev_sess, ev_ts = tl.ev_sess[keep], tl.ev_ts[keep]
+    n = len(tl.start_us)
+    last = run_last(ev_sess)
+    duration = np.zeros(n, np.int64)
+    duration[ev_sess[last]] = ev_ts[last] - tl.start_us[ev_sess[last]]
+    return Timeline(tl.n_human, tl.n_bots, tl.start_us, duration, np.bincount(ev_sess, minlength=n), tl.logged_in,
+                    ev_sess, tl.ev_step[keep], tl.ev_type[keep], ev_ts, tl.ev_main[keep])  # fmt: skip
+
+
 def schedule(person: np.ndarray, wish: np.ndarray, duration: np.ndarray) -> np.ndarray:
     """Start times: each person's sessions in wished order, pushed later so they never come closer than
     SESSION_GAP_US after the previous one's end. One vectorised pass per session rank."""
@@ -175,9 +224,10 @@ def schedule(person: np.ndarray, wish: np.ndarray, duration: np.ndarray) -> np.n
 
 
 def _events_table(rng: np.random.Generator, world: World, plan: Plan, st: PageSteps, tl: Timeline, batch: int,
-                  ids: dict[str, pa.Array]) -> tuple[pa.Table, pa.Array, dict[str, list[str]]]:  # fmt: skip
+                  ids: dict[str, pa.Array],
+                  applies: np.ndarray) -> tuple[pa.Table, pa.Array, dict[str, list[str]]]:  # fmt: skip
     """The raw web events of the batch in the source contract, each session's visitor id, and the PII
-    bait put into the events."""
+    bait put into the events. `applies`: the sessions whose application pages are kept."""
     S, B, T = tl.n_human, tl.n_bots, len(st.sess)
     # who: the session's cookie; bots get a fresh one each (keys far above any person's cookies)
     bot_keys = 1_000_000_000 + batch * 1_000_000 + np.arange(B)
@@ -199,7 +249,7 @@ def _events_table(rng: np.random.Generator, world: World, plan: Plan, st: PageSt
 
     ev, es = pa.array(tl.ev_step), pa.array(tl.ev_sess)
     dwell = st.dwell_ms[tl.ev_step]
-    exit_page = run_last(st.sess)[tl.ev_step]
+    exit_page = np.where(applies[st.sess], run_last(st.sess), _visit_last(st))[tl.ev_step]
     null_dwell = ~tl.ev_main | (dwell < 0) | (exit_page & (rng.random(len(dwell)) < EXIT_DWELL_NULL))
     null_dwell |= rng.random(len(dwell)) < DWELL_NULL
     customer = ids["customer"].take(pa.array(np.maximum(person, 0)))

@@ -17,7 +17,7 @@ from clickintent.sim.catalogue import APPLY_STEPS, GROUPS, KIND_DWELL, PLACEHOLD
 from clickintent.sim.config import SimConfig, check_pages
 from clickintent.sim.intents import DEVICES, INTENTS, REFERRERS, IntentSpec
 from clickintent.sim.people import SEGMENTS
-from clickintent.sim.products import PRODUCT_IDS, PRODUCT_INDEX
+from clickintent.sim.products import PRODUCT_IDS, PRODUCT_INDEX, PRODUCTS
 
 G = len(GROUPS)
 END = G  # the absorbing state after the last page
@@ -60,19 +60,11 @@ def _transitions(spec: IntentSpec) -> np.ndarray:
     t[END, END] = 1.0
     own = _vec(spec.groups, GROUPS, spec.name) > 0
     for s in range(G):
-        if s in APPLY:
-            k = APPLY.index(s)
-            go_on = spec.commit if k < APPLY_STEPS - 1 else 0.0
-            if k < APPLY_STEPS - 1:
-                t[s, APPLY[k + 1]] = go_on
-            t[s, END] = (1 - go_on) * 0.6
-            t[s, :G] += (1 - go_on) * 0.4 * w
+        if s in APPLY:  # never browsed to: application pages follow a visit (applications.py)
+            t[s, END] = 1.0
             continue
         t[s, END] = spec.stop
         rest = 1.0 - spec.stop
-        p_apply = spec.apply if own[s] and s not in (LOGIN, ACCOUNTS, SEARCH) and spec.products else 0.0
-        t[s, APPLY[0]] = rest * p_apply
-        rest *= 1 - p_apply
         stay = spec.stay if own[s] else 0.0
         t[s, s] += rest * stay
         t[s, :G] += rest * (1 - stay) * w
@@ -108,7 +100,8 @@ class World:
     trans_cum: np.ndarray  # (K, G+1, G+1)
     entry_cum: np.ndarray  # (K, G)
     product_cum: np.ndarray  # (K, P+1) product of a session, last column "none"
-    affinity: np.ndarray  # (K, P) 0..1 pull of each product for an intent (app tiles)
+    affinity: np.ndarray  # (K, P) 0..1 pull of each product for an intent (app tiles, applications)
+    half_life_days: np.ndarray  # (P,) how fast a visit's pull on each product's tile fades
     device_cum: np.ndarray  # (K, D)
     device_w: np.ndarray  # (K, D) device weights (cookie choice)
     referrer_cum: np.ndarray  # (K, R)
@@ -205,6 +198,7 @@ def build_world(cfg: SimConfig | None = None) -> World:
         entry_cum=_cum(np.stack([_vec(i.entry, GROUPS, i.name) for i in intents])),
         product_cum=_cum(products),
         affinity=affinity,
+        half_life_days=np.array([p.half_life_days for p in PRODUCTS]),
         device_cum=_cum(device_w),
         device_w=device_w / device_w.sum(1, keepdims=True),
         referrer_cum=_cum(referrer_w),
