@@ -12,6 +12,7 @@ from clickintent import schema
 from clickintent.encoder.text import HashingEncoder
 from clickintent.llm import Cache
 from clickintent.llm.base import LLM
+from clickintent.taxonomy.cluster import KMeansClusterer
 from clickintent.taxonomy.generate import generate_cluster
 from clickintent.taxonomy.label import label_sessions
 
@@ -37,11 +38,11 @@ def test_injection_in_titles_and_searches_does_not_change_gemma_labels(gemma: LL
 
 def test_cluster_mode_on_gemma_builds_a_grounded_taxonomy(gemma: LLM) -> None:
     sessions: pa.Table = make_sessions(4)
-    result = generate_cluster(sessions, gemma, n_clusters=4, representatives=2, text_encoder=HashingEncoder())
+    result = generate_cluster(sessions, gemma, clusterer=KMeansClusterer(k=4), text_encoder=HashingEncoder())
     tax = result.taxonomy
     assert tax.ids[-1] == "other" and 2 <= len(tax.labels) - 1 <= 4
     for lb in tax.labels[:-1]:
-        assert lb.name and lb.description and lb.category and lb.examples
+        assert lb.name and lb.description and lb.category and lb.examples and lb.visits
     # the clusters are the four journeys, whatever the model called them
     by_intent: dict[str, set[str]] = {}
     for sid, lid in result.assignments.items():
