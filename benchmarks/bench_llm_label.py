@@ -63,8 +63,8 @@ def build_requests(
     from clickintent.sim import simulate
     from clickintent.sim.intents import INTENTS
     from clickintent.sim.join import true_intents
-    from clickintent.taxonomy.label import CONTENT_FREE, _examples_block, label_request
-    from clickintent.taxonomy.render import render_table, site_suffix
+    from clickintent.taxonomy.label import CONTENT_FREE, LabelVisits, label_request
+    from clickintent.taxonomy.render import render_pages, site_suffix
     from clickintent.taxonomy.taxonomy import Label, Taxonomy
 
     simulate(work / "sim", visitors=visitors, days=days, seed=seed)
@@ -77,14 +77,16 @@ def build_requests(
         by_intent.setdefault(intent, []).append(sid)
     top = [name for name, _ in Counter(truth.values()).most_common(n_labels)]
     described = {spec.name: spec.description for spec in INTENTS}
+    events = dict(zip(sessions.column("session_id").to_pylist(), sessions.column("events").to_pylist(), strict=True))
+    suffix = site_suffix([e.get("page_title") for evs in events.values() for e in evs]) or ""
+    texts = {sid: render_pages(evs, suffix=suffix) for sid, evs in events.items()}
     labels = [
-        Label("", name.replace("_", " ").capitalize(), described[name], "Banking", [by_intent[name][0]]) for name in top
-    ]
+        Label("", name.replace("_", " ").capitalize(), described[name], "Banking", [by_intent[name][0]],
+              visits=[texts[by_intent[name][0]]])
+        for name in top
+    ]  # fmt: skip
     taxonomy = Taxonomy.create(labels)
-    titles = [e.get("page_title") for evs in sessions.column("events").to_pylist() for e in evs]
-    suffix = site_suffix(titles) or ""
-    shots = _examples_block(taxonomy, sessions, suffix, per_label=1)
-    texts = render_table(sessions, suffix=suffix)
+    shots = next(iter(LabelVisits(1).blocks(sessions.slice(0, 1), taxonomy, suffix).values()))
     examples = {sid for lb in taxonomy.labels for sid in lb.examples}
     ids = sorted(sid for sid in truth if sid not in examples)[:n_sessions]
     calibration = label_request(taxonomy, CONTENT_FREE, shots)

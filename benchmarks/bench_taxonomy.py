@@ -1,37 +1,29 @@
-"""Taxonomy quality and cost on the simulated world (issue 5): LLM labels vs the true intents.
+"""Taxonomy quality and cost on a simulated world (issues 5 and 19): what an analyst reads, and the labels.
 
-Pipeline: `clickintent.sim.simulate` -> ingest -> sessionize -> join the simulator's truth on (visitor_id,
-platform, start, end) -> keep human web sessions with a true primary intent. From those, a generation sample
-G (`--sample`) and a label sample L (the first `--label-sample` of G). Every method is scored on L:
+Pipeline: `clickintent.sim.simulate` (`--config`, e.g. `shifted`) -> ingest -> sessionize -> join the
+simulator's truth on (visitor_id, platform, start, end) -> human web sessions with a true primary intent.
+From those, a build sample G (`--sample`) and a label sample L (the first `--label-sample` of G). Measured:
 
-- `cluster+llm`: `generate_cluster` on G (MiniLM text vectors, spectral clustering, the LLM names clusters), then the
-  LLM labels L with that taxonomy (`label_sessions`, restricted choice, calibrated);
-- `cluster+llm+neighbours` (with `--neighbours K`): the same, each prompt showing the K taxonomy example
-  visits nearest the session instead of one fixed example per label (not calibrated, `label_sessions`'
-  default with neighbours);
-- `cluster assignment`: the clusters of the same build (spectral, the default), read off for L (no LLM
-  labelling); `kmeans assignment`: k-means clusters of the same vectors, the earlier default (no LLM);
-- `neighbours' majority` (with `--neighbours K`): no LLM, the most common label of the same K nearest
-  taxonomy examples the LLM is shown, to see what its choice adds;
-- `nearest description`: the non-LLM baseline, each session's MiniLM text vector against each label's
-  "name: description" vector of the same taxonomy;
-- `bertopic`: BERTopic on the same session texts and the same MiniLM vectors, fit on G, run in a separate
-  virtualenv (`--bertopic-python`; never a clickintent dependency), skipped with a message when missing;
-- `llm` mode (TnT-LLM) needs a capable instruction-following server and is run only with `--llm openai`.
+- **the taxonomy** (`generate_cluster` on G: MiniLM text vectors, `--clusterer`, the embedded LLM naming):
+  `categories`, the share of labels whose category names a site section most of their visits are in, and
+  `names`, the share named for their majority true intent by a blind MiniLM nearest-intent match of
+  "name: description" (`taxonomy_checks.py`, written from the simulator's own catalogue and intents), with
+  every label's row (its confusions); build seconds and LLM calls;
+- **LLM labels** of L for each `--variants` entry (`label_sessions`; `+`-joined parts: `fixed` or `fixedN`
+  one or N written-out visits per label, `nbK` the K nearest example visits, `none`; `topM` the M nearest
+  labels as candidates; `nocal` without calibration), the first being what ships (the CLI's default): NMI,
+  ARI and many-to-one accuracy against the true intents, seconds per label (LLM time / calls) and tokens;
+- **references** on the same L: the build's clusters, the nearest labels' first choice (what `topM`
+  shortlists, no LLM), the nearest label description (no LLM), BERTopic on
+  G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency);
+- **distilled labels** (`--train-minutes` > 0): an encoder trained on the world's sessions for that long,
+  the distilled classifier cross-fitted over 5 folds by visitor on the first variant's labels (as
+  `clickintent distill` does), each session's LLM and distilled label read through the many-to-one map of
+  the other folds; accuracy of both against the truth and the drop 1 - distilled / LLM, with a 95% CI from
+  a bootstrap over visitors.
 
-Metrics: NMI and ARI vs the true intents, many-to-one accuracy (each predicted label mapped to its most
-common true intent), labels found vs true intents; stability: ARI between the labelings of L from two
-builds with different seeds; cost: calls, tokens and seconds per 1,000 labelled sessions, and per build (a
-build's cost grows with the number of clusters, not sessions). Tokens count whole prompts, including the
-few-shot prefix that the local backend keeps in its KV cache and evaluates once.
-
-BERTopic lives in its own venv, created by this script with pip on first use
-(`benchmarks/peers/.venvs/bertopic`, as the other peers: `bertopic` without its dependencies, then what it
-needs when given vectors; no torch there), or `--bertopic-python` names an existing one. The JSON's
-`ratios_over_bertopic` holds NMI and ARI of each clickintent method divided by BERTopic's.
-
-    python benchmarks/bench_taxonomy.py --visitors 1500 --days 14 --sample 1000 --label-sample 200 \\
-        --max-labels 20 --seeds 0 1 --out /tmp/taxonomy-bench.json
+    python -m benchmarks.bench_taxonomy --world-seed 31 --config shifted --label-sample 300 \\
+        --out benchmarks/results/taxonomy_w31_shifted.json
 """
 
 from __future__ import annotations
@@ -177,30 +169,6 @@ def bertopic_python(given: str | None) -> str:
     return str(python)
 
 
-def kmeans_assignment(vecs: np.ndarray, gen: pa.Table, label_ids: list[str], max_labels: int, seed: int) -> list[str]:
-    """The earlier cluster mode's clusters (k-means, k by silhouette over 2..max_labels), read off for L."""
-    from clickintent.taxonomy.generate import _normalize, cluster_vectors
-
-    labels = cluster_vectors(_normalize(vecs), "kmeans", max_labels, seed)
-    pos = {s: i for i, s in enumerate(gen.column("session_id").to_pylist())}
-    return [f"k{labels[pos[s]]}" for s in label_ids]
-
-
-def neighbour_majority(tax: Any, gen: pa.Table, lab: pa.Table, encoder: Any, k: int) -> dict[str, str]:
-    """No LLM: the most common label among the `k` taxonomy examples nearest each session of L (the
-    neighbours `--neighbours` shows the LLM; ties to the nearest), to show what the LLM's choice adds."""
-    from clickintent.taxonomy.label import nearest_examples
-
-    label_of = {sid: lb.id for lb in tax.labels for sid in lb.examples}
-    near, _ = nearest_examples(lab, tax, gen, k, encoder)
-    out = {}
-    for sid, order in near.items():
-        votes = Counter(label_of[s] for s in order)
-        top = max(votes.values())
-        out[sid] = next(label_of[s] for s in order if votes[label_of[s]] == top)
-    return out
-
-
 def run_bertopic(python: str, texts: list[str], emb: np.ndarray, seeds: list[int], tmp: Path) -> dict[str, Any]:
     if not Path(python).exists():
         return {"skipped": f"no BERTopic interpreter at {python} (make a separate venv: pip install bertopic)"}
@@ -226,159 +194,172 @@ def emit(results: dict[str, Any], out: Path | None) -> None:
     print(text)
 
 
+VARIANT_HELP = "label variants, '+'-joined: fixed|fixedN|nbK|none, topM, nocal (first: what ships)"
+
+
+def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
+    """`label_sessions` keyword arguments for a variant spec (see the module docstring)."""
+    from clickintent.taxonomy import label as lab
+
+    demos: list[Any] = []
+    kw: dict[str, Any] = {"calibrate": True, "candidates": lab.AllLabels()}
+    for part in spec.split("+"):
+        if part.startswith("fixed"):
+            demos.append(lab.LabelVisits(int(part[5:] or 1)))
+        elif part.startswith("nb"):
+            demos.append(lab.NeighbourVisits(pool, int(part[2:]), encoder))
+        elif part.startswith("top"):
+            kw["candidates"] = lab.NearestLabels(pool, int(part[3:]), encoder)
+        elif part == "nocal":
+            kw["calibrate"] = False
+        elif part != "none":
+            raise SystemExit(f"unknown variant part {part!r}; {VARIANT_HELP}")
+    kw["demonstrations"] = (lab.Both(*demos) if len(demos) == 2 else demos[0]) if demos else lab.NoDemonstrations()
+    return kw
+
+
+def distilled(sim_sessions: Path, lab: pa.Table, llm: dict[str, str], truth: dict[str, str], minutes: float,
+              tmp: Path, seed: int, boots: int = 1000) -> dict[str, Any]:  # fmt: skip
+    """LLM vs distilled accuracy against the truth, cross-fitted by visitor, with a visitor bootstrap."""
+    from clickintent.distill.fit import TRUTH_FOLDS, fit_classifier, fold_of, many_to_one, visitor_split
+    from clickintent.encoder.embed import Embedder
+    from clickintent.encoder.train import TrainConfig, train
+
+    t0 = time.perf_counter()
+    result = train(sim_sessions, tmp / "bundle", config=TrainConfig(max_minutes=minutes, seed=seed, device="cpu"),
+                   progress=False, resume=False)  # fmt: skip
+    X = Embedder.from_bundle(result.bundle, device="cpu").embed_sessions(lab)
+    ids = lab.column("session_id").to_pylist()
+    visitors = lab.column("visitor_id").to_pylist()
+    y = [llm[s] for s in ids]
+    fold, inner = fold_of(visitors, seed, TRUTH_FOLDS), visitor_split(visitors, seed + 1) == 1
+    hit_llm, hit_dis = np.zeros(len(ids)), np.zeros(len(ids))
+    for k in range(TRUTH_FOLDS):
+        test, rest = np.flatnonzero(fold == k), fold != k
+        clf = fit_classifier(X, y, np.flatnonzero(rest & ~inner), np.flatnonzero(rest & inner), None, seed)
+        mapping = many_to_one([y[i] for i in np.flatnonzero(rest)], [truth[ids[i]] for i in np.flatnonzero(rest)])
+        pred, _ = clf.predict(X[test])
+        hit_llm[test] = [mapping.get(y[i]) == truth[ids[i]] for i in test]
+        hit_dis[test] = [mapping.get(p) == truth[ids[i]] for p, i in zip(pred, test, strict=True)]
+    people = sorted(set(visitors))
+    rows = {v: np.flatnonzero(np.array(visitors) == v) for v in people}
+    rng = np.random.default_rng(seed)
+    drops = []
+    for _ in range(boots):
+        take = np.concatenate([rows[people[j]] for j in rng.integers(0, len(people), len(people))])
+        a, b = hit_llm[take].mean(), hit_dis[take].mean()
+        drops.append(1 - b / a if a else 0.0)
+    acc_llm, acc_dis = float(hit_llm.mean()), float(hit_dis.mean())
+    return {"sessions": len(ids), "visitors": len(people), "folds": TRUTH_FOLDS, "llm_accuracy": round(acc_llm, 4),
+            "distilled_accuracy": round(acc_dis, 4), "drop": round(1 - acc_dis / acc_llm, 4) if acc_llm else None,
+            "drop_ci95": [round(float(q), 4) for q in np.percentile(drops, [2.5, 97.5])],
+            "train_minutes": minutes, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--visitors", type=int, default=1500, help="simulated visitors")
     ap.add_argument("--days", type=int, default=14, help="simulated days")
-    ap.add_argument("--world-seed", type=int, default=0, help="simulator seed")
-    ap.add_argument("--world", type=Path, default=None, help="use this simulate() output instead of simulating")
-    ap.add_argument("--sample", type=int, default=1000, help="sessions to build each taxonomy from (G)")
+    ap.add_argument("--world-seed", type=int, default=31, help="simulator seed (31: issue 19's reported world)")
+    ap.add_argument("--config", default=None, help="simulator config (e.g. shifted) [default: the default world]")
+    ap.add_argument("--sample", type=int, default=1000, help="sessions to build the taxonomy from (G)")
     ap.add_argument("--label-sample", type=int, default=300, help="sessions the LLM labels and all are scored on")
     ap.add_argument("--max-labels", type=int, default=20, help="taxonomy bound (the world has 18 intents)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="build seeds; two give stability")
+    ap.add_argument("--clusterer", choices=["spectral", "kmeans"], default="spectral", help="the build's clusterer")
+    ap.add_argument("--seed", type=int, default=0, help="build seed")
+    ap.add_argument("--variants", nargs="+", default=["fixed+top3"], help=VARIANT_HELP)
     ap.add_argument(
-        "--neighbours",
-        type=int,
-        default=0,
-        help="also label L showing each session its K nearest taxonomy examples (cluster+llm+neighbours)",
+        "--train-minutes", type=float, default=3.0, help="encoder budget for the distilled labels (0: skip)"
     )
-    ap.add_argument("--llm", choices=["local", "openai"], default="local", help="backend")
-    ap.add_argument("--llm-base-url", default=None, help="openai backend URL (runs llm mode too)")
-    ap.add_argument("--llm-model", default=None, help="openai backend model")
     ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
     ap.add_argument("--bertopic-python", default=None,
                     help="python of a venv with bertopic (default: peers/.venvs/bertopic, made here)")  # fmt: skip
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
-    ap.add_argument("--keep", action="store_true", help="keep the work directory (world, caches, taxonomies)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (world, caches, taxonomy)")
     args = ap.parse_args()
 
-    from clickintent.llm import make_backend
-    from clickintent.taxonomy.generate import generate_cluster, generate_llm
-    from clickintent.taxonomy.label import label_sessions, nearest_description_labels
+    from benchmarks.taxonomy_checks import SiteSections, category_check, name_check
+    from clickintent.llm import Cache
+    from clickintent.llm.local import LocalBackend
+    from clickintent.sim import simulate
+    from clickintent.taxonomy.cluster import KMeansClusterer, SpectralClusterer, k_range
+    from clickintent.taxonomy.generate import generate_cluster
+    from clickintent.taxonomy.label import NearestLabels, label_sessions, nearest_description_labels
     from clickintent.taxonomy.render import digest_table, sample_sessions
 
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench-taxonomy-"))
-    sessions, intent, info = world(tmp, args.visitors, args.days, args.world_seed, args.world)
-    gen = sample_sessions(sessions, args.sample, seed=12345)  # one G for every method and seed
-    label_ids = gen.column("session_id").to_pylist()[: args.label_sample]
-    lab = gen.filter(pa.array([s in set(label_ids) for s in gen.column("session_id").to_pylist()]))
+    simulate(tmp / "sim", visitors=args.visitors, days=args.days, seed=args.world_seed, config=args.config)
+    sessions, intent, info = world(tmp, args.visitors, args.days, args.world_seed, tmp / "sim")
+    info["config"] = args.config or "default"
+    gen = sample_sessions(sessions, args.sample, seed=12345)
+    lab = gen.slice(0, args.label_sample)
     label_ids = lab.column("session_id").to_pylist()
     truth = [intent[s] for s in label_ids]
     encoder = CachedEncoder(tmp / "text-vectors")
-    digests = digest_table(gen)
-    results: dict[str, Any] = {"world": info, "G": gen.num_rows, "L": len(label_ids), "methods": {}, "runs": []}
+    llm = LocalBackend(n_threads=1, progress=False, cache=Cache(args.cache or tmp / "cache.sqlite"))
     print(f"world: {info}; G={gen.num_rows} L={len(label_ids)}", file=sys.stderr)
 
-    runs: list[dict[str, Any]] = []
-    for seed in args.seeds:
-        cache = args.cache or tmp / f"cache-{seed}.sqlite"
-        llm = make_backend(args.llm, cache=cache, base_url=args.llm_base_url, model=args.llm_model)
-        built = generate_cluster(gen, llm, max_labels=args.max_labels, sample=None, seed=seed,
-                                 text_encoder=encoder)  # fmt: skip
-        build_usage = usage_dict(llm)
-        tax = built.taxonomy
+    clusterer = (SpectralClusterer(k=k_range(args.max_labels), seed=args.seed) if args.clusterer == "spectral"
+                 else KMeansClusterer(k=range(2, args.max_labels + 1), seed=args.seed))  # fmt: skip
+    t0 = time.perf_counter()
+    built = generate_cluster(gen, llm, clusterer=clusterer, sample=None, seed=args.seed, text_encoder=encoder)
+    build_seconds = time.perf_counter() - t0
+    tax = built.taxonomy
+    events = dict(zip(gen.column("session_id").to_pylist(), gen.column("events").to_pylist(), strict=True))
+    cats = category_check(tax, built.assignments, events, SiteSections.of(args.config))
+    names = name_check(tax, built.assignments, intent, encoder)
+    print(tax.tree(), file=sys.stderr)
+    print(f"categories {cats.passed}/{cats.total}, names {names.passed}/{names.total}", file=sys.stderr)
+    results: dict[str, Any] = {
+        "world": info, "G": gen.num_rows, "L": len(label_ids),
+        "taxonomy": {"version": tax.version, "labels": len(tax.labels) - 1, "tree": tax.tree().split("\n"),
+                     "build_seconds": round(build_seconds, 1), "build_usage": usage_dict(llm),
+                     "categories": cats.to_dict(), "names": names.to_dict()},
+        "methods": {},
+    }  # fmt: skip
+
+    first: dict[str, str] = {}
+    for spec in args.variants:
         t0 = time.perf_counter()
-        labels = label_sessions(lab, tax, llm, sample=None, seed=seed, example_sessions=gen)
-        label_usage = usage_dict(llm, ["labels", "labels (calibration)"])
-        label_usage["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        got = dict(zip(labels.column("session_id").to_pylist(), labels.column("intent").to_pylist(), strict=True))
-        llm_pred = [got[s] for s in label_ids]
-        assign_pred = [built.assignments[s] for s in label_ids]
-        nearest = nearest_description_labels({s: digests[s] for s in label_ids}, tax, encoder)
-        near_pred = [nearest[s][0] for s in label_ids]
-        conf = labels.column("confidence").to_numpy()
-        extra: dict[str, Any] = {}
-        if args.neighbours > 0:
-            t0 = time.perf_counter()
-            nb = label_sessions(lab, tax, llm, sample=None, seed=seed, examples=0, neighbours=args.neighbours,
-                                example_sessions=gen, text_encoder=encoder, step="labels (neighbours)")  # fmt: skip
-            nb_usage = usage_dict(llm, ["labels (neighbours)", "labels (neighbours) (calibration)"])
-            nb_usage["wall_seconds"] = round(time.perf_counter() - t0, 1)
-            got_nb = dict(zip(nb.column("session_id").to_pylist(), nb.column("intent").to_pylist(), strict=True))
-            extra["cluster+llm+neighbours"] = scores([got_nb[s] for s in label_ids], truth) | {
-                "neighbours": args.neighbours, "cost_per_1000": per_1000(nb_usage, len(label_ids))}  # fmt: skip
-        if seed == args.seeds[0]:
-            vecs = encoder.encode([digests[s] for s in gen.column("session_id").to_pylist()])
-            extra["kmeans assignment"] = scores(kmeans_assignment(vecs, gen, label_ids, args.max_labels, seed), truth)
-            if args.neighbours > 0:
-                majority = neighbour_majority(tax, gen, lab, encoder, args.neighbours)
-                extra["neighbours' majority"] = scores([majority[s] for s in label_ids], truth)
-        run = {
-            "seed": seed,
-            "taxonomy": {"version": tax.version, "labels": len(tax.labels), "tree": tax.tree().split("\n")},
-            "cluster+llm": scores(llm_pred, truth) | {"mean_confidence": round(float(conf.mean()), 3)},
-            "cluster assignment": scores(assign_pred, truth),
-            "nearest description": scores(near_pred, truth),
-            **extra,
-            "cost": {
-                "build": build_usage,
-                "label": label_usage,
-                "label_per_1000": per_1000(label_usage, len(label_ids)),
-            },
-            "_pred": {"llm": llm_pred, "assign": assign_pred, "near": near_pred},
-        }
-        runs.append(run)
-        print(json.dumps({k: v for k, v in run.items() if k not in ("_pred", "taxonomy")}), file=sys.stderr)
-        print("\n".join(run["taxonomy"]["tree"]), file=sys.stderr)
+        out = label_sessions(lab, tax, llm, sample=None, step=f"labels {spec}", **labelling(spec, gen, encoder))
+        wall = time.perf_counter() - t0
+        u = llm.usage[f"labels {spec}"]
+        calls, secs, toks = u.calls, u.seconds, u.prompt_tokens  # each variant is its own step
+        got = dict(zip(out.column("session_id").to_pylist(), out.column("intent").to_pylist(), strict=True))
+        first = first or got
+        results["methods"][f"llm labels ({spec})"] = scores([got[s] for s in label_ids], truth) | {
+            "seconds_per_label": round(secs / max(1, calls), 3), "wall_seconds": round(wall, 1),
+            "prompt_tokens_per_label": round(toks / max(1, u.requests)), "calls": calls}  # fmt: skip
+        print(spec, results["methods"][f"llm labels ({spec})"], file=sys.stderr)
 
-    if args.llm == "openai" and args.llm_base_url:
-        llm = make_backend("openai", cache=tmp / "cache-llm.sqlite", base_url=args.llm_base_url,
-                           model=args.llm_model, endpoint="chat")  # fmt: skip
-        built = generate_llm(gen, llm, max_labels=args.max_labels, sample=None, text_encoder=encoder)
-        labels = label_sessions(lab, built.taxonomy, llm, sample=None, example_sessions=gen)
-        got = dict(zip(labels.column("session_id").to_pylist(), labels.column("intent").to_pylist(), strict=True))
-        results["methods"]["llm mode"] = scores([got[s] for s in label_ids], truth) | {"cost": usage_dict(llm)}
-    else:
-        results["methods"]["llm mode"] = {"skipped": "needs a capable instruction-following server (--llm openai)"}
-
-    # BERTopic on the same texts and MiniLM vectors, fit on G, scored on L.
-    emb = encoder.encode([digests[s] for s in gen.column("session_id").to_pylist()])
-    gen_texts = [digests[s] for s in gen.column("session_id").to_pylist()]
-    bt = run_bertopic(bertopic_python(args.bertopic_python), gen_texts, emb, args.seeds, tmp)
-    pos = {s: i for i, s in enumerate(gen.column("session_id").to_pylist())}
-    bt_preds: list[list[str]] = []
+    results["methods"]["cluster assignment"] = scores([built.assignments[s] for s in label_ids], truth)
+    # The shortlist's own first choice, no LLM: what `topM` hands the model, to show what its choice adds.
+    top1 = NearestLabels(gen, 1, encoder).choices(lab, tax)
+    results["methods"]["nearest labels (no LLM)"] = scores([tax.by_name(top1[s][0]).id for s in label_ids], truth)
+    digests = digest_table(gen)
+    nearest = nearest_description_labels({s: digests[s] for s in label_ids}, tax, encoder)
+    results["methods"]["nearest description"] = scores([nearest[s][0] for s in label_ids], truth)
+    gen_ids = gen.column("session_id").to_pylist()
+    emb = encoder.encode([digests[s] for s in gen_ids])
+    bt = run_bertopic(bertopic_python(args.bertopic_python), [digests[s] for s in gen_ids], emb, [args.seed], tmp)
     if "topics" in bt:
-        for seed in args.seeds:
-            topics = bt["topics"][str(seed)]
-            bt_preds.append([f"t{topics[pos[s]]}" for s in label_ids])
-        results["methods"]["bertopic"] = scores(bt_preds[0], truth) | {
-            "topics_found": len({t for t in bt["topics"][str(args.seeds[0])] if t >= 0}),
-            "outlier_share": round(sum(p == "t-1" for p in bt_preds[0]) / len(bt_preds[0]), 3),
-            "seconds_all_seeds": round(bt["seconds"], 1),
-        }
+        topics = dict(zip(gen_ids, bt["topics"][str(args.seed)], strict=True))
+        results["methods"]["bertopic"] = scores([f"t{topics[s]}" for s in label_ids], truth) | {
+            "outlier_share": round(sum(topics[s] == -1 for s in label_ids) / len(label_ids), 3)}  # fmt: skip
     else:
         results["methods"]["bertopic"] = bt
-
-    first = runs[0]
-    names = ["cluster+llm", "cluster assignment", "kmeans assignment", "nearest description"]
-    names += [n for n in ("cluster+llm+neighbours", "neighbours' majority") if n in first]
-    for name in names:
-        results["methods"][name] = first[name]
-    if len(runs) > 1:
-        results["stability_ari"] = {
-            "cluster+llm": round(adjusted_rand_score(runs[0]["_pred"]["llm"], runs[1]["_pred"]["llm"]), 4),
-            "cluster assignment": round(adjusted_rand_score(runs[0]["_pred"]["assign"], runs[1]["_pred"]["assign"]), 4),
-            "nearest description": round(adjusted_rand_score(runs[0]["_pred"]["near"], runs[1]["_pred"]["near"]), 4),
-        }
-        if len(bt_preds) > 1:
-            results["stability_ari"]["bertopic"] = round(adjusted_rand_score(bt_preds[0], bt_preds[1]), 4)
-    bt_scores = results["methods"].get("bertopic", {})
-    if "nmi" in bt_scores:
-        results["ratios_over_bertopic"] = {
-            name: {m: round(results["methods"][name][m] / bt_scores[m], 3) if bt_scores[m] else None
-                   for m in ("nmi", "ari")}
-            for name in names
-        }  # fmt: skip
-    results["runs"] = [{k: v for k, v in r.items() if k != "_pred"} for r in runs]
-    results["true_intents"] = info["true_intents"]
-    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "llm": args.llm,
-                          "n_threads": 1}  # fmt: skip
+    if args.train_minutes > 0:
+        results["distilled"] = distilled(tmp / "sessions.parquet", lab, first, intent, args.train_minutes, tmp,
+                                         args.seed)  # fmt: skip
+    results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "n_threads": 1,
+                          "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     results["wall_seconds"] = round(time.perf_counter() - started, 1)
-    if not args.keep:
-        shutil.rmtree(tmp, ignore_errors=True)
-    else:
+    if args.keep:
+        tax.save(tmp / "taxonomy.json")
         results["work_dir"] = str(tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
     emit(results, args.out)
 
 

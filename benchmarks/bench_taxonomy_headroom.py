@@ -7,8 +7,8 @@ first `--label-sample`, where every method of that benchmark is scored). No LLM.
   predicted by a model that never saw it) on the same MiniLM digest vectors every method clusters: what
   any labelling built on these vectors could reach if it knew the answer. It is an upper reference, not a
   method; nothing is chosen from it.
-- `bertopic` (each build seed), `spectral` and `kmeans` (clickintent's `cluster_vectors`, build seed 0):
-  clusters of the same vectors, as in `bench_taxonomy.py`.
+- `bertopic` (each build seed), `spectral` and `kmeans` (clickintent's `SpectralClusterer` and
+  `KMeansClusterer`, build seed 0): clusters of the same vectors, as in `bench_taxonomy.py`.
 
 Each scored on all of G and on L. NMI on 200 sessions reads higher than on 1,000 (a small sample's mutual
 information is biased upwards), so the two columns are not comparable with each other, only down a column.
@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     args = ap.parse_args()
 
-    from clickintent.taxonomy.generate import _normalize, cluster_vectors
+    from clickintent.taxonomy.cluster import KMeansClusterer, SpectralClusterer, k_range, normalize
     from clickintent.taxonomy.render import digest_table, sample_sessions
 
     started = time.perf_counter()
@@ -61,7 +61,7 @@ def main() -> None:
         truth = [intent[s] for s in ids]
         digests = digest_table(gen)
         texts = [digests[s] for s in ids]
-        x = _normalize(CachedEncoder(tmp / "text-vectors").encode(texts))
+        x = normalize(CachedEncoder(tmp / "text-vectors").encode(texts))
         n = min(args.label_sample, len(ids))
         rows: dict[str, Any] = {}
         probe = cross_val_predict(LogisticRegression(max_iter=3000), x, truth, cv=5)
@@ -71,9 +71,11 @@ def main() -> None:
             rows[f"bertopic seed {seed}"] = both([f"t{t}" for t in bt["topics"][str(seed)]], truth, n)
         if "topics" not in bt:
             rows["bertopic"] = bt
-        for clusterer in ("spectral", "kmeans"):
-            labels = cluster_vectors(x, clusterer, args.max_labels, 0)
-            rows[f"{clusterer} (build seed 0)"] = both([str(c) for c in labels], truth, n)
+        clusterers = {"spectral": SpectralClusterer(k=k_range(args.max_labels)),
+                      "kmeans": KMeansClusterer(k=range(2, args.max_labels + 1))}  # fmt: skip
+        for name, clusterer in clusterers.items():
+            labels = clusterer.fit_predict(x)
+            rows[f"{name} (build seed 0)"] = both([str(c) for c in labels], truth, n)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     results = {"world": info, "G": len(ids), "L": n, "methods": rows,

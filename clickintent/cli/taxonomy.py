@@ -27,6 +27,7 @@ from clickintent.llm import BACKENDS, LLM, LLMError, MissingExtra, make_backend
 LABEL_STEP = "labels"  # clickintent.taxonomy.label.STEP, without importing it at start-up
 
 CACHE_NAME = "llm-cache.sqlite"
+SHORTLIST = 3  # clickintent.taxonomy.label: the labels the model chooses among by default (docs/TAXONOMY.md)
 
 
 def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,8 +165,9 @@ def taxonomy_group() -> None:
     type=click.Choice(["cluster", "llm"]),
     default="cluster",
     show_default=True,
-    help="cluster: cluster sessions, LLM names clusters (works with the local model); "
-    "llm: TnT-LLM generate/update/review (needs a capable chat server).",
+    help="cluster: clusters of sessions, categories from the site's sections, names chosen among each "
+    "cluster's own phrases (works with the local model); llm: TnT-LLM generate/update/review (needs a capable "
+    "chat server).",
 )
 @click.option("--max-labels", type=int, default=12, show_default=True, help="Most labels, not counting Other.")
 @click.option("--sample", type=int, default=2000, show_default=True, help="Sessions to build from.")
@@ -173,14 +175,15 @@ def taxonomy_group() -> None:
     "--embeddings",
     type=StepInput(EMBEDDINGS, "cluster"),
     default=None,
-    help="cluster mode: embeddings.parquet to cluster [default: MiniLM vectors of the session text].",
+    help="cluster mode: embeddings.parquet whose vectors --vectors embeddings (or auto) clusters.",
 )
 @click.option(
     "--vectors",
-    type=click.Choice(["auto", "embeddings", "text", "summaries"]),
+    type=click.Choice(["auto", "embeddings", "text"]),
     default="auto",
     show_default=True,
-    help="cluster mode: what to cluster (auto = embeddings if given, else text).",
+    help="cluster mode: what to cluster: the --embeddings file, or MiniLM vectors of each session's words "
+    "(auto: embeddings when --embeddings is given, else text).",
 )
 @click.option(
     "--clusterer",
@@ -208,7 +211,9 @@ def build_cmd(
     **llm_kw: Any,
 ) -> None:
     """Build taxonomy.json from SESSIONS (a sessions.parquet)."""
-    from clickintent.taxonomy.generate import build_taxonomy
+    from clickintent.taxonomy.cluster import KMeansClusterer, SpectralClusterer, k_range
+    from clickintent.taxonomy.generate import generate_cluster
+    from clickintent.taxonomy.tnt import generate_llm
 
     if mode == "llm" and llm_kw["llm_kind"] == "local":
         # Checked before any call: the mode summarises every sampled session first, which takes the embedded
@@ -218,25 +223,52 @@ def build_cmd(
             "Gemma 3 270M is a base model and its taxonomies fail validation (empty names; docs/BENCHMARKS.md). "
             "Use --mode cluster (made for it), or --mode llm with --llm openai --llm-base-url URL --llm-model NAME."
         )
+    if vectors == "embeddings" and embeddings is None:
+        raise click.UsageError("--vectors embeddings needs --embeddings FILE (an embeddings.parquet)")
     start = time.perf_counter()
     llm = _backend(out, llm_kw)
     table = _only_platform(pq.read_table(sessions), platform)
-    kwargs: dict[str, Any] = {"max_labels": max_labels, "sample": sample, "seed": seed}
-    if mode == "cluster":
-        kwargs["vectors"] = vectors
-        kwargs["clusterer"] = clusterer
-        kwargs["embeddings"] = pq.read_table(embeddings) if embeddings is not None else None
-    result = build_taxonomy(table, llm, mode, **kwargs)  # type: ignore[arg-type]
-    result.taxonomy.save(out)
-    click.echo(result.taxonomy.tree())
-    found = len(result.taxonomy.labels) - 1  # not counting Other
+    if table.num_rows == 0:
+        raise click.ClickException(f"{sessions} holds no sessions to build a taxonomy from")
+    if mode == "llm":
+        tax = generate_llm(table, llm, max_labels=max_labels, sample=sample, seed=seed).taxonomy
+    else:
+        chosen = (
+            SpectralClusterer(k=k_range(max_labels), seed=seed)
+            if clusterer == "spectral"
+            else KMeansClusterer(k=range(2, max(2, max_labels) + 1), seed=seed)
+        )
+        emb = pq.read_table(embeddings) if embeddings is not None and vectors != "text" else None
+        tax = generate_cluster(table, llm, clusterer=chosen, embeddings=emb, sample=sample, seed=seed).taxonomy
+    tax.save(out)
+    click.echo(tax.tree())
+    found = len(tax.labels) - 1  # not counting Other
     if mode == "cluster" and found < max(3, max_labels // 3):
-        hint = "--vectors text" if vectors != "text" else "--max-labels or a larger --sample"
+        hint = "--vectors text" if emb is not None else "--max-labels or a larger --sample"
         click.echo(f"\nnote: only {found} labels of up to {max_labels}: the silhouette found few well-separated "
                    f"clusters in these vectors; try {hint}.")  # fmt: skip
     click.echo("")
     click.echo("\n".join(_usage_lines(llm, time.perf_counter() - start)))
     click.echo(f"\nwrote {out}")
+
+
+@taxonomy_group.command("show")
+@click.argument("taxonomy_path", metavar="TAXONOMY", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--visits/--no-visits", default=True, show_default=True, help="One example visit under each label.")
+def show_cmd(taxonomy_path: Path, visits: bool) -> None:
+    """Print TAXONOMY (a taxonomy.json) as a tree: categories and labels with their shares of the sessions it
+    was built from, each label's description and, where the taxonomy wrote them out, one example visit."""
+    from clickintent.taxonomy.taxonomy import Taxonomy
+
+    try:
+        tax = Taxonomy.load(taxonomy_path)
+    except ValueError as e:
+        raise click.ClickException(f"{taxonomy_path}: {e}") from e
+    click.echo(tax.tree(visits=visits))
+    gen = tax.generator
+    made = ", ".join(f"{k} {gen[k]}" for k in ("sessions", "clusterer", "model") if gen.get(k) is not None)
+    if made:
+        click.echo(f"\nbuilt from: {made}")
 
 
 @taxonomy_group.command("label")
@@ -263,24 +295,31 @@ def build_cmd(
 @click.option(
     "--examples",
     type=click.IntRange(min=0),
-    default=None,
-    help="Example visits shown per label in the prompt (from the taxonomy's example sessions; 0 = none) "
-    "[default: 1, 0 with --neighbours].",
+    default=1,
+    show_default=True,
+    help="Example visits per label shown in every prompt (those the taxonomy wrote out; 0 = none).",
 )
 @click.option(
     "--neighbours",
     type=click.IntRange(min=0),
     default=0,
     show_default=True,
-    help="Show, before each visit, this many taxonomy example visits most like it (MiniLM), instead of the "
-    "fixed examples unless --examples is given: labels closer to the taxonomy's clusters, but every prompt "
-    "differs, so a label costs about twice as much (docs/BENCHMARKS.md).",
+    help="Also show, before each visit, this many taxonomy example visits most like it (MiniLM; the example "
+    "sessions must be in SESSIONS): every prompt then differs, so a label costs more (docs/TAXONOMY.md).",
+)
+@click.option(
+    "--shortlist",
+    type=click.IntRange(min=0),
+    default=SHORTLIST,
+    show_default=True,
+    help="The model chooses among this many labels whose example visits are most like the visit, and Other "
+    "(0 = among every label; labels whose examples are not in SESSIONS are always candidates).",
 )
 @click.option(
     "--calibrate/--no-calibrate",
-    default=None,
-    help="Subtract each label's score on a content-free visit (scoring backends only) [default: on, off "
-    "with --neighbours].",
+    default=True,
+    show_default=True,
+    help="Subtract each label's score on a content-free visit (scoring backends only).",
 )
 @platform_option
 @llm_options
@@ -291,24 +330,30 @@ def label_cmd(
     out: Path,
     sample: int,
     seed: int,
-    examples: int | None,
+    examples: int,
     neighbours: int,
-    calibrate: bool | None,
+    shortlist: int,
+    calibrate: bool,
     platform: str,
     **llm_kw: Any,
 ) -> None:
     """LLM-label a sample of SESSIONS with one label each; writes labels.parquet (source llm)."""
     from collections import Counter
 
-    from clickintent.taxonomy.label import label_sessions
+    from clickintent.taxonomy import label as lab
     from clickintent.taxonomy.taxonomy import Taxonomy
 
     start = time.perf_counter()
     tax = Taxonomy.load(taxonomy_path)
     llm = _backend(out, llm_kw)
     table = _only_platform(pq.read_table(sessions), platform)
-    labels = label_sessions(table, tax, llm, sample=sample or None, seed=seed, calibrate=calibrate, examples=examples,
-                            neighbours=neighbours)  # fmt: skip
+    shots: list[lab.Demonstrations] = [lab.LabelVisits(examples)] if examples else []
+    if neighbours:
+        shots.append(lab.NeighbourVisits(table, neighbours))
+    demos = shots[0] if len(shots) == 1 else lab.Both(*shots) if shots else lab.NoDemonstrations()
+    candidates = lab.NearestLabels(table, shortlist) if shortlist else lab.AllLabels()
+    labels = lab.label_sessions(table, tax, llm, sample=sample or None, seed=seed, demonstrations=demos,
+                                candidates=candidates, calibrate=calibrate)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(labels, out)
     counts = Counter(labels.column("intent").to_pylist())

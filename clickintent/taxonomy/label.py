@@ -1,18 +1,28 @@
 """LLM labels: exactly one taxonomy label (or `other`) per session, restricted, with a confidence.
 
-The prompt (`prompts/label.txt`) lists every label with its description, shows rendered example
-sessions per label (the taxonomy's own example ids, when those sessions are in the table), then the
-session to label, and ends with `### Label:`. The answer is restricted to the label names: a scoring
-backend (the local Gemma) returns the log-likelihood of every name, a grammar/JSON-schema backend returns
-one name, and `LLM.run` rejects anything that is not a name. Nothing the model writes is used except
-through that lookup. With `neighbours=K` each prompt shows the K taxonomy example visits nearest the
-session (MiniLM vectors of their words) just before it, and by default no fixed examples: labels closer
-to the clusters, at about twice the cost a label (docs/BENCHMARKS.md, issue 5).
+The prompt (`prompts/label.txt`) lists every label with its description, then labelled demonstration
+visits, then the visit to label, and ends with `### Label:`. A visit is written as the pages it viewed and
+what it searched for (`render.render_pages`: quoted, redacted, a few tokens a page), so the part of a
+prompt that differs per visit is short: that part is what a CPU-bound model pays for on every call. Two
+swappable parts are passed in as objects (STYLE.md item 3), each with a cheap default:
+
+- `Demonstrations`: what is shown before the visit. `LabelVisits` (default): each label's own example
+  visits as the taxonomy wrote them out, the same block in every prompt, so the local backend evaluates it
+  once (KV cache); `NeighbourVisits`: the K taxonomy example visits nearest the session (MiniLM vectors of
+  their words), every prompt different; `NoDemonstrations`.
+- `Candidates`: which labels the answer may be. `AllLabels` (default), or `NearestLabels`: the M labels
+  whose example visits are nearest the session (mean cosine to each label's examples), and `Other`. The
+  model then ranks a short list the data proposes (STYLE.md item 15), which is faster and, measured on
+  development worlds, more accurate than asking it to rank every label (docs/TAXONOMY.md).
+
+The answer is restricted to the candidates' names: a scoring backend (the local Gemma) returns the
+log-likelihood of every name, a grammar/JSON-schema backend returns one name, and `LLM.run` rejects
+anything that is not a candidate. Nothing the model writes is used except through that lookup.
 
 Confidence, from what the backend returned:
-- choice scores: softmax over the calibrated scores. Calibration subtracts each name's score on a
-  content-free session ("contextual calibration", Zhao et al. 2021, https://arxiv.org/abs/2102.09690),
-  which removes the model's prior for short or recently-shown names; the label is the calibrated argmax;
+- choice scores: softmax over the candidates' scores, calibrated when `calibrate` is on by subtracting each
+  name's score on a content-free visit ("contextual calibration", Zhao et al. 2021,
+  https://arxiv.org/abs/2102.09690), which removes the model's prior for short or recently-shown names;
 - token log-probabilities only: the probability of the chosen name's tokens;
 - neither (a hosted API without logprobs): 1.0, and the table says so only through that constant.
 
@@ -23,7 +33,9 @@ nearest the session's text vector (all-MiniLM-L6-v2). Left out: multi-label outp
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -31,96 +43,195 @@ import pyarrow as pa
 from clickintent import schema
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM, Completion, Request
-from clickintent.taxonomy.render import (
-    digest_table,
-    prompt,
-    render_session,
-    render_table,
-    sample_sessions,
-    site_suffix,
-)
-from clickintent.taxonomy.taxonomy import Taxonomy
+from clickintent.taxonomy.render import digest_table, prompt, render_pages, sample_sessions, site_suffix
+from clickintent.taxonomy.taxonomy import OTHER_ID, Taxonomy
 
 STEP = "labels"
 DEFAULT_SAMPLE = 2000
-CONTENT_FREE = 'device="unknown"; events=0\n1. page_view page="/" title="N/A"'
+CONTENT_FREE = render_pages([])  # a visit with no pages: the calibration reference
+
+
+def demonstration(visit_text: str, label_name: str) -> str:
+    """One labelled visit, as every demonstration strategy shows it."""
+    return f"### Visit\n{visit_text}\n### Label: {label_name}\n\n"
+
+
+class ExampleIndex:
+    """The taxonomy's example sessions found in `pool`, with MiniLM vectors of their words: what the
+    neighbour demonstrations and the nearest-label candidates look up. Built once per labelling run."""
+
+    def __init__(self, taxonomy: Taxonomy, pool: pa.Table, encoder: TextEncoder) -> None:
+        label_of = {sid: lb.id for lb in taxonomy.labels for sid in lb.examples}
+        ids = pool.column("session_id").to_pylist()
+        rows = [i for i, sid in enumerate(ids) if sid in label_of]
+        self.table = pool.take(rows)
+        self.ids: list[str] = self.table.column("session_id").to_pylist()
+        self.labels: list[str] = [label_of[s] for s in self.ids]
+        self.encoder = encoder
+        digests = digest_table(self.table)
+        self.vectors = encoder.encode([digests[s] for s in self.ids]) if self.ids else np.zeros((0, encoder.dim))
+
+    def similarities(self, table: pa.Table) -> np.ndarray:
+        """Cosine of each session of `table` (rows) to each example (columns)."""
+        digests = digest_table(table)
+        vecs = self.encoder.encode([digests[s] for s in table.column("session_id").to_pylist()])
+        return np.asarray(vecs @ self.vectors.T, dtype=np.float64)
+
+
+# -- demonstrations ---------------------------------------------------------------------------------
+
+
+class Demonstrations(ABC):
+    """The labelled visits a labelling prompt shows before the visit to label."""
+
+    @abstractmethod
+    def blocks(self, table: pa.Table, taxonomy: Taxonomy, suffix: str) -> dict[str, str]:
+        """session_id -> the demonstrations for that session of `table` (`suffix`: the site name that
+        titles end with, dropped when visits are written out)."""
+
+
+@dataclass(frozen=True)
+class NoDemonstrations(Demonstrations):
+    """No demonstrations: the label list alone."""
+
+    def blocks(self, table: pa.Table, taxonomy: Taxonomy, suffix: str) -> dict[str, str]:
+        return dict.fromkeys(table.column("session_id").to_pylist(), "")
+
+
+@dataclass(frozen=True)
+class LabelVisits(Demonstrations):
+    """Up to `per_label` example visits per label, as the taxonomy wrote them out (`Label.visits`), dealt
+    round-robin over the labels so no label owns the end of the prompt. The same block for every session,
+    so it sits in the prompt's shared prefix. Labels without written-out visits show none."""
+
+    per_label: int = 1
+
+    def blocks(self, table: pa.Table, taxonomy: Taxonomy, suffix: str) -> dict[str, str]:
+        parts = []
+        for r in range(self.per_label):
+            for lb in taxonomy.labels:
+                if r < len(lb.visits):
+                    parts.append(demonstration(lb.visits[r], lb.name))
+        return dict.fromkeys(table.column("session_id").to_pylist(), "".join(parts))
+
+
+@dataclass
+class NeighbourVisits(Demonstrations):
+    """The `k` taxonomy example visits most like each session (cosine of MiniLM vectors of their words,
+    never the session itself), nearest last, labelled with their label. `pool`: sessions holding the
+    taxonomy's example ids (the table it was built from). Every prompt differs after the label list, so
+    a label costs more than with `LabelVisits`."""
+
+    pool: pa.Table
+    k: int = 4
+    encoder: TextEncoder = field(default_factory=lambda: MiniLMEncoder())
+
+    def nearest(self, table: pa.Table, taxonomy: Taxonomy) -> tuple[dict[str, list[int]], ExampleIndex]:
+        """(session_id -> row numbers of its `k` nearest examples in the index, nearest first; the index)."""
+        index = ExampleIndex(taxonomy, self.pool, self.encoder)
+        if self.k < 1 or not index.ids:
+            return {}, index
+        sims = index.similarities(table)
+        out = {}
+        for i, sid in enumerate(table.column("session_id").to_pylist()):
+            order = np.argsort(-sims[i], kind="stable")[: self.k + 1]
+            out[sid] = [int(j) for j in order if index.ids[j] != sid][: self.k]
+        return out, index
+
+    def blocks(self, table: pa.Table, taxonomy: Taxonomy, suffix: str) -> dict[str, str]:
+        near, index = self.nearest(table, taxonomy)
+        events = index.table.column("events").to_pylist()
+        name_of = {lb.id: lb.name for lb in taxonomy.labels}
+        text = [render_pages(evs, suffix=suffix, max_lines=4, max_chars=48) for evs in events]
+        out = dict.fromkeys(table.column("session_id").to_pylist(), "")
+        for sid, rows in near.items():
+            out[sid] = "".join(demonstration(text[j], name_of[index.labels[j]]) for j in reversed(rows))
+        return out
+
+
+@dataclass(frozen=True)
+class Both(Demonstrations):
+    """`first`'s demonstrations, then `second`'s (fixed label visits, then each session's neighbours)."""
+
+    first: Demonstrations
+    second: Demonstrations
+
+    def blocks(self, table: pa.Table, taxonomy: Taxonomy, suffix: str) -> dict[str, str]:
+        a, b = self.first.blocks(table, taxonomy, suffix), self.second.blocks(table, taxonomy, suffix)
+        return {sid: a[sid] + b[sid] for sid in a}
+
+
+# -- candidates -------------------------------------------------------------------------------------
+
+
+class Candidates(ABC):
+    """Which label names the answer for each session may be."""
+
+    @abstractmethod
+    def choices(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
+        """session_id -> the names the model chooses among, in taxonomy order, `Other` always last."""
+
+
+@dataclass(frozen=True)
+class AllLabels(Candidates):
+    """Every label of the taxonomy."""
+
+    def choices(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
+        return dict.fromkeys(table.column("session_id").to_pylist(), tuple(taxonomy.names))
+
+
+@dataclass
+class NearestLabels(Candidates):
+    """The `m` labels whose example visits in `pool` are most like the session (mean cosine of MiniLM
+    vectors of their words, the session itself left out), and `Other`. Labels with no example in `pool`
+    are always candidates (nothing says they are far)."""
+
+    pool: pa.Table
+    m: int = 3
+    encoder: TextEncoder = field(default_factory=lambda: MiniLMEncoder())
+
+    def choices(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
+        index = ExampleIndex(taxonomy, self.pool, self.encoder)
+        ids = table.column("session_id").to_pylist()
+        sims = index.similarities(table) if index.ids else np.zeros((len(ids), 0))
+        members = [lb for lb in taxonomy.labels if lb.id != OTHER_ID]
+        cols = {lb.id: np.flatnonzero(np.asarray(index.labels) == lb.id) for lb in members}
+        other = taxonomy.by_id(OTHER_ID).name
+        out = {}
+        for i, sid in enumerate(ids):
+            scores, always = [], []
+            for pos, lb in enumerate(members):
+                c = [j for j in cols[lb.id] if index.ids[j] != sid]
+                if c:
+                    scores.append((-float(sims[i, c].mean()), pos))
+                else:
+                    always.append(pos)
+            keep = set(always) | {pos for _, pos in sorted(scores)[: self.m]}
+            out[sid] = (*(lb.name for pos, lb in enumerate(members) if pos in keep), other)
+        return out
+
+
+ALL_LABELS = AllLabels()
+LABEL_VISITS = LabelVisits()
+
+
+# -- labelling --------------------------------------------------------------------------------------
 
 
 def _labels_block(taxonomy: Taxonomy) -> str:
     return "\n".join(f"- {lb.name}: {lb.description}" for lb in taxonomy.labels)
 
 
-def _demonstration(visit_text: str, label_name: str) -> str:
-    """One labelled visit, as the few-shot examples and the neighbours show it."""
-    return f"### Visit\n{visit_text}\n### Label: {label_name}\n\n"
+def label_prompt(taxonomy: Taxonomy, visit_text: str, demonstrations: str = "") -> str:
+    return prompt("label", labels=_labels_block(taxonomy), examples=demonstrations, session=visit_text)
 
 
-def _examples_block(
-    taxonomy: Taxonomy, sessions: pa.Table | None, suffix: str = "", per_label: int = 1, max_steps: int = 6
-) -> str:
-    """Rendered example visits: up to `per_label` per label (its example ids found in `sessions`), dealt
-    round-robin over the labels so no label owns the end of the prompt."""
-    if sessions is None or per_label < 1 or not any(lb.examples for lb in taxonomy.labels):
-        return ""
-    wanted = {sid for lb in taxonomy.labels for sid in lb.examples}
-    ids = sessions.column("session_id").to_pylist()
-    rows = {sid: i for i, sid in enumerate(ids) if sid in wanted}
-    chosen = [[s for s in lb.examples if s in rows][:per_label] for lb in taxonomy.labels]
-    parts = []
-    for r in range(per_label):
-        for lb, sids in zip(taxonomy.labels, chosen, strict=True):
-            if r < len(sids):
-                row = sessions.slice(rows[sids[r]], 1).to_pylist()[0]
-                text = render_session(row["events"], row.get("platform"), max_steps=max_steps, suffix=suffix)
-                parts.append(_demonstration(text, lb.name))
-    return "".join(parts)
-
-
-def nearest_examples(
-    table: pa.Table, taxonomy: Taxonomy, pool: pa.Table, k: int, encoder: TextEncoder
-) -> tuple[dict[str, list[str]], pa.Table]:
-    """(session_id -> the ids of the `k` taxonomy examples nearest it, nearest first; the examples' rows of
-    `pool`). Nearest by cosine of MiniLM digest vectors; a session is never its own neighbour."""
-    wanted = {sid for lb in taxonomy.labels for sid in lb.examples}
-    ex = pool.take([i for i, sid in enumerate(pool.column("session_id").to_pylist()) if sid in wanted])
-    if k < 1 or ex.num_rows == 0:
-        return {}, ex
-    ex_ids = ex.column("session_id").to_pylist()
-    sims = encoder.encode(list(digest_table(table).values())) @ encoder.encode(list(digest_table(ex).values())).T
-    out = {}
-    for i, sid in enumerate(table.column("session_id").to_pylist()):
-        out[sid] = [ex_ids[j] for j in np.argsort(-sims[i])[: k + 1] if ex_ids[j] != sid][:k]
-    return out, ex
-
-
-def _neighbour_blocks(
-    table: pa.Table,
-    taxonomy: Taxonomy,
-    pool: pa.Table,
-    k: int,
-    encoder: TextEncoder,
-    suffix: str = "",
-    max_steps: int = 4,
-    max_chars: int = 48,
-) -> dict[str, str]:
-    """session_id -> its `nearest_examples` rendered short (`max_steps` steps, `max_chars` a quoted text:
-    every token here is paid for on every call) as few-shot demonstrations, the nearest last."""
-    near, ex = nearest_examples(table, taxonomy, pool, k, encoder)
-    if not near:
-        return {}
-    label_of = {sid: lb.name for lb in taxonomy.labels for sid in lb.examples}
-    ex_text = render_table(ex, suffix=suffix, max_steps=max_steps, max_chars=max_chars)
-    return {
-        sid: "".join(_demonstration(ex_text[e], label_of[e]) for e in reversed(order)) for sid, order in near.items()
-    }
-
-
-def label_prompt(taxonomy: Taxonomy, session_text: str, examples: str = "") -> str:
-    return prompt("label", labels=_labels_block(taxonomy), examples=examples, session=session_text)
-
-
-def label_request(taxonomy: Taxonomy, session_text: str, examples: str = "") -> Request:
-    return Request(label_prompt(taxonomy, session_text, examples), max_tokens=16, choices=tuple(taxonomy.names))
+def label_request(
+    taxonomy: Taxonomy, visit_text: str, demonstrations: str = "", choices: Sequence[str] | None = None
+) -> Request:
+    """One labelling request; `choices` None: every label of the taxonomy."""
+    names = tuple(choices) if choices is not None else tuple(taxonomy.names)
+    return Request(label_prompt(taxonomy, visit_text, demonstrations), max_tokens=16, choices=names)
 
 
 def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
@@ -137,7 +248,7 @@ def decide(completion: Completion, prior: Mapping[str, float] | None) -> tuple[s
         if prior:
             scores = {k: v - prior.get(k, 0.0) for k, v in scores.items()}
         probs = _softmax(scores)
-        best = max(probs, key=lambda k: probs[k])
+        best = max(sorted(probs), key=lambda k: probs[k])
         return best, probs[best]
     lp = completion.logprob
     return completion.text, (1.0 if lp is None else float(min(1.0, math.exp(lp))))
@@ -150,41 +261,28 @@ def label_sessions(
     *,
     sample: int | None = DEFAULT_SAMPLE,
     seed: int = 0,
-    calibrate: bool | None = None,
-    examples: int | None = None,
-    neighbours: int = 0,
-    example_sessions: pa.Table | None = None,
-    text_encoder: TextEncoder | None = None,
+    demonstrations: Demonstrations = LABEL_VISITS,
+    candidates: Candidates = ALL_LABELS,
+    calibrate: bool = True,
     step: str = STEP,
 ) -> pa.Table:
-    """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions`.
-
-    `examples`: example visits shown per label (0: none), looked up by the taxonomy's example ids in
-    `example_sessions` (default: `sessions`; it must hold the sessions the taxonomy was built from).
-    None: 1 without neighbours, 0 with them (on a development world both at 4 neighbours scored within
-    0.007 NMI, and the fixed examples made each label 1.6 times as slow; docs/BENCHMARKS.md).
-    `neighbours`: the taxonomy example visits most like each session (by MiniLM vectors of their words,
-    `text_encoder`), shown just before it; these make each prompt different.
-    `calibrate` None: calibrate only without neighbours (the content-free reference prompt has no
-    neighbours, so its prior does not describe prompts that have them; on a development world calibrating
-    them cost 0.017 NMI).
-    """
-    if calibrate is None:
-        calibrate = neighbours == 0
-    if examples is None:
-        examples = 0 if neighbours else 1
+    """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions` (all when `sample` is
+    None). `calibrate`: subtract each name's score on a content-free visit shown the same label list and,
+    where they are the same for every session, the same demonstrations (scoring backends only)."""
     table = sample_sessions(sessions, sample, seed)
-    suffix = site_suffix([e.get("page_title") for evs in table.column("events").to_pylist() for e in evs]) or ""
-    texts = render_table(table, suffix=suffix)
-    pool = sessions if example_sessions is None else example_sessions
-    shots = _examples_block(taxonomy, pool, suffix, per_label=examples)
+    events = table.column("events").to_pylist()
+    suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
+    ids = table.column("session_id").to_pylist()
+    texts = {sid: render_pages(evs, suffix=suffix) for sid, evs in zip(ids, events, strict=True)}
+    shots = demonstrations.blocks(table, taxonomy, suffix)
+    allowed = candidates.choices(table, taxonomy)
     prior: dict[str, float] | None = None
-    if calibrate:
-        ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, shots), f"{step} (calibration)")
+    if calibrate and ids:
+        shared = {shots[s] for s in ids}
+        ref_shots = shared.pop() if len(shared) == 1 else ""
+        ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, ref_shots), f"{step} (calibration)")
         prior = ref.choice_logprobs  # None for backends that cannot score every choice
-    ids = list(texts)
-    near = _neighbour_blocks(table, taxonomy, pool, neighbours, text_encoder or MiniLMEncoder(), suffix)
-    out = llm.run([label_request(taxonomy, texts[i], shots + near.get(i, "")) for i in ids], step)
+    out = llm.run([label_request(taxonomy, texts[s], shots[s], allowed[s]) for s in ids], step)
     names, confs = [], []
     for c in out:
         name, conf = decide(c, prior)
@@ -219,9 +317,9 @@ def nearest_description_labels(
     Sessions whose best cosine is below `other_below` get `other`; `other` itself is never nearest.
     """
     enc = encoder or MiniLMEncoder()
-    labels = [lb for lb in taxonomy.labels if lb.id != "other"]
+    labels = [lb for lb in taxonomy.labels if lb.id != OTHER_ID]
     if not labels or not texts:
-        return {sid: ("other", 0.0) for sid in texts}
+        return {sid: (OTHER_ID, 0.0) for sid in texts}
     lv = enc.encode([f"{lb.name}: {lb.description}" for lb in labels])
     ids = list(texts)
     sv = enc.encode([texts[i] for i in ids])
@@ -230,5 +328,5 @@ def nearest_description_labels(
     out = {}
     for i, sid in enumerate(ids):
         cos = float(sims[i, best[i]])
-        out[sid] = ("other", cos) if cos < other_below else (labels[int(best[i])].id, cos)
+        out[sid] = (OTHER_ID, cos) if cos < other_below else (labels[int(best[i])].id, cos)
     return out

@@ -202,6 +202,33 @@ def render_session(
     return "\n".join(lines)
 
 
+def render_pages(
+    events: Sequence[Mapping[str, Any]], *, max_lines: int = 6, max_chars: int = 60, suffix: str | None = None
+) -> str:
+    """A visit as the pages it viewed and what it searched for, each once, in order: one quoted line each
+    (a title without the site name, else the page's path). The labelling prompt's form: a few tokens a
+    visit, since every token of it is paid for on every call. Longer visits keep their first lines and
+    their last two."""
+    seen: set[str] = set()
+    lines: list[str] = []
+    for ev in events:
+        query = ev.get("search_query")
+        if query:
+            text, prefix = str(query), "search "
+        else:
+            title, page = ev.get("page_title"), ev.get("page")
+            if title and suffix and title.endswith(" | " + suffix):
+                title = title[: -len(suffix) - 3]
+            text, prefix = (title or (page_path(page) if page else "")), ""
+        q = quote(text, max_chars)
+        if q and (prefix + q) not in seen:
+            seen.add(prefix + q)
+            lines.append(f"- {prefix}{q}")
+    if len(lines) > max_lines:
+        lines = lines[: max_lines - 2] + lines[-2:]
+    return "\n".join(lines) or "- (no pages)"
+
+
 def session_digest(events: Sequence[Mapping[str, Any]], max_chars: int = 1000) -> str:
     """The words of a session (page path tokens, titles, searches) for text vectors; no quoting, no order."""
     seen: dict[str, None] = {}

@@ -1,7 +1,8 @@
 """The intent taxonomy: a versioned, two-level (category > label) list of labels, stored as taxonomy.json.
 
 Each label has a stable id (a slug of its name), a name, a one-line description, its category, example
-session ids and its share of the sessions it was built from. An `other` label always exists, so every
+session ids, a few of those visits written out as the labelling prompt shows them (`render_pages`: quoted,
+redacted), and its share of the sessions it was built from. An `other` label always exists, so every
 session has exactly one label. `version` is a digest of the content that labelling depends on (ids,
 names, descriptions, categories), so labels.parquet rows name the exact taxonomy that produced them and
 a hand-edited taxonomy.json gets a new version on load.
@@ -28,6 +29,8 @@ OTHER_CATEGORY = "Other"
 OTHER_DESCRIPTION = "None of the other labels fits the visit."
 MAX_NAME_CHARS = 60
 MAX_DESCRIPTION_CHARS = 240
+MAX_VISITS = 5  # example visits written out per label
+MAX_VISIT_CHARS = 800
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 
@@ -47,9 +50,10 @@ class Label:
     category: str
     examples: list[str] = field(default_factory=list)  # session ids
     share: float = 0.0  # of the sessions the taxonomy was built from
+    visits: list[str] = field(default_factory=list)  # the first examples written out (render_pages)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "name": self.name,
             "description": self.description,
@@ -57,6 +61,9 @@ class Label:
             "examples": list(self.examples),
             "share": round(float(self.share), 6),
         }
+        if self.visits:
+            out["visits"] = list(self.visits)
+        return out
 
 
 def other_label(share: float = 0.0, examples: list[str] | None = None) -> Label:
@@ -99,7 +106,10 @@ class Taxonomy:
 
     @property
     def version(self) -> str:
-        core = [[lb.id, lb.name, lb.description, lb.category] for lb in self.labels]
+        # Written-out visits are shown to the labelling LLM, so they are part of the version when present.
+        core = [
+            [lb.id, lb.name, lb.description, lb.category, *([lb.visits] if lb.visits else [])] for lb in self.labels
+        ]
         digest = hashlib.sha256(json.dumps([SCHEMA_VERSION, core]).encode()).hexdigest()
         return f"tx-{digest[:12]}"
 
@@ -132,14 +142,19 @@ class Taxonomy:
             out[OTHER_CATEGORY] = out.pop(OTHER_CATEGORY)
         return out
 
-    def tree(self) -> str:
-        """The two levels as indented text, with shares: what the CLI prints and the report shows."""
-        lines = [f"taxonomy {self.version} ({self.mode}, {len(self.labels)} labels)"]
-        for cat, labels in self.categories().items():
-            share = sum(lb.share for lb in labels)
-            lines.append(f"{cat}  {share:6.1%}")
-            for lb in labels:
-                lines.append(f"  {lb.name}  {lb.share:6.1%}  {lb.description}")
+    def tree(self, visits: bool = False) -> str:
+        """The two levels as indented text with shares, largest first: what the CLI prints. `visits`: each
+        label's first example visit under it (`clickintent taxonomy show`)."""
+        lines = [f"taxonomy {self.version} ({self.mode}, {len(self.labels) - 1} labels + Other)"]
+        cats = sorted(
+            self.categories().items(), key=lambda kv: (kv[0] == OTHER_CATEGORY, -sum(lb.share for lb in kv[1]))
+        )
+        for cat, labels in cats:
+            lines.append(f"{cat}  {sum(lb.share for lb in labels):.1%}")
+            for lb in sorted(labels, key=lambda lb: -lb.share):
+                lines.append(f"  {lb.name}  {lb.share:.1%}  {lb.description}")
+                if visits and lb.visits:
+                    lines += [f"      {ln}" for ln in lb.visits[0].split("\n")]
         return "\n".join(lines)
 
     # -- validation and I/O ---------------------------------------------------------------------
@@ -165,6 +180,8 @@ class Taxonomy:
                 raise ValueError(f"category of {lb.name!r} must be one short line")
             if not 0.0 <= lb.share <= 1.0 + 1e-6:
                 raise ValueError(f"share of {lb.name!r} is {lb.share}, not in [0, 1]")
+            if len(lb.visits) > MAX_VISITS or any(len(v) > MAX_VISIT_CHARS for v in lb.visits):
+                raise ValueError(f"{lb.name!r}: at most {MAX_VISITS} visits of <= {MAX_VISIT_CHARS} characters")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -193,6 +210,9 @@ class Taxonomy:
             examples = item.get("examples") or []
             if not isinstance(examples, list) or not all(isinstance(x, str) for x in examples):
                 raise ValueError("taxonomy.json: `examples` must be a list of session ids")
+            visits = item.get("visits") or []
+            if not isinstance(visits, list) or not all(isinstance(x, str) for x in visits):
+                raise ValueError("taxonomy.json: `visits` must be a list of strings")
             labels.append(
                 Label(
                     id=_str(item, "id"),
@@ -201,6 +221,7 @@ class Taxonomy:
                     category=_str(item, "category"),
                     examples=examples,
                     share=float(item.get("share") or 0.0),
+                    visits=visits,
                 )
             )
         generator = d.get("generator") or {}
@@ -224,3 +245,12 @@ def _str(d: dict[str, Any], key: str, required: bool = True) -> str:
     if not isinstance(v, str) or (required and not v.strip()):
         raise ValueError(f"taxonomy.json: label field `{key}` must be a non-empty string")
     return v.strip()
+
+
+@dataclass
+class Generated:
+    """A generated taxonomy and what generation learned about its own sample."""
+
+    taxonomy: Taxonomy
+    assignments: dict[str, str] = field(default_factory=dict)  # session_id -> label id (the sample)
+    summaries: dict[str, str] = field(default_factory=dict)  # session_id -> summary (llm mode)
