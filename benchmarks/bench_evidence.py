@@ -85,7 +85,7 @@ def prepare(seed: int, args: argparse.Namespace, work: Path, log: Path) -> dict[
              labels),
             ("taxonomy label compare", ["taxonomy", "label", str(evaluation), "--taxonomy", str(tax), "--out",
                                         str(compare), "--sample", str(args.compare_sample), "--seed", str(seed),
-                                        "--platform", "web", *llm], compare),
+                                        "--platform", "web", "--examples-from", str(learn), *llm], compare),
             ("distill", ["distill", "--embeddings", str(data / "embeddings.parquet"), "--labels", str(labels),
                          "--taxonomy", str(tax), "--sessions", str(visits), "--bundle", str(work / "bundle"),
                          "--sim", str(sim0), "--report", str(work / "distill.json"), "--seed", str(seed)],

@@ -79,8 +79,8 @@ def test_cli_nproc(tmp_path: Path, text: TextVectors) -> None:
     r = CliRunner().invoke(main, ["train", str(src), "--out", str(tmp_path / "bundle"), *args])
     assert r.exit_code == 0, r.output
     assert "model_version encoder-" in r.output and "3 steps" in r.output and "on 2 processes" in r.output
-    # an error inside the workers comes back as a one-line CLI error
+    # an empty input is refused in one line before any worker starts (issue 16's input checks)
     pq.write_table(table.slice(0, 0), tmp_path / "empty.parquet")
     r = CliRunner().invoke(main, ["train", str(tmp_path / "empty.parquet"), "--out", str(tmp_path / "b2"), *args])
     assert r.exit_code == 1
-    assert "Error: a training process failed: ValueError: no sessions to train on" in r.output
+    assert "holds no sessions: nothing to train on" in r.output and "Traceback" not in r.output

@@ -77,7 +77,8 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
     if compare_sample:
         steps.append(("taxonomy label", ["taxonomy", "label", str(evaluation_visits), "--taxonomy", str(taxonomy),
                                          "--out", str(compare), "--sample", str(compare_sample), "--seed",
-                                         str(seed), "--platform", "web", *llm], [compare]))  # fmt: skip
+                                         str(seed), "--platform", "web", "--examples-from", str(learn), *llm],
+                      [compare]))  # fmt: skip
         compare_args = ["--llm-labels", str(compare)]
     steps.append(("evaluate", ["evaluate", str(visits), "--split", str(split), "--sim", str(sim), "--embeddings",
                                str(embeddings), *compare_args, "--distilled-labels", str(distilled), "--taxonomy",

@@ -316,6 +316,14 @@ def show_cmd(taxonomy_path: Path, visits: bool) -> None:
     "(0 = among every label; labels whose examples are not in SESSIONS are always candidates).",
 )
 @click.option(
+    "--examples-from",
+    "examples_from",
+    type=StepInput(SESSIONS),
+    default=None,
+    help="The visits the taxonomy was built from, where its example visits are (default: SESSIONS). Give it "
+    "when SESSIONS are other visits (e.g. the evaluation visits of `clickintent split`).",
+)
+@click.option(
     "--calibrate/--no-calibrate",
     default=True,
     show_default=True,
@@ -333,6 +341,7 @@ def label_cmd(
     examples: int,
     neighbours: int,
     shortlist: int,
+    examples_from: Path | None,
     calibrate: bool,
     platform: str,
     **llm_kw: Any,
@@ -351,7 +360,8 @@ def label_cmd(
     if neighbours:
         shots.append(lab.NeighbourVisits(table, neighbours))
     demos = shots[0] if len(shots) == 1 else lab.Both(*shots) if shots else lab.NoDemonstrations()
-    candidates = lab.NearestLabels(table, shortlist) if shortlist else lab.AllLabels()
+    pool = table if examples_from is None else _only_platform(pq.read_table(examples_from), platform)
+    candidates = lab.NearestLabels(pool, shortlist) if shortlist else lab.AllLabels()
     labels = lab.label_sessions(table, tax, llm, sample=sample or None, seed=seed, demonstrations=demos,
                                 candidates=candidates, calibrate=calibrate)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -64,7 +64,7 @@ class ExampleIndex:
         label_of = {sid: lb.id for lb in taxonomy.labels for sid in lb.examples}
         ids = pool.column("session_id").to_pylist()
         rows = [i for i, sid in enumerate(ids) if sid in label_of]
-        self.table = pool.take(rows)
+        self.table = pool.take(pa.array(rows, pa.int64()))
         self.ids: list[str] = self.table.column("session_id").to_pylist()
         self.labels: list[str] = [label_of[s] for s in self.ids]
         self.encoder = encoder
