@@ -63,7 +63,7 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
     rep = json.loads((demo_dir / "distill.json").read_text())
     assert rep["speedup"] > 1 and "truth" in rep
     ev = json.loads((demo_dir / "evaluation.json").read_text())
-    assert ev["simulated"] and set(ev["tasks"]) | set(ev["not_applicable"]) == {"tile ranking", "conversion"}
+    assert ev["simulated"] and {"tile ranking", "conversion"} <= set(ev["tasks"]) | set(ev["not_applicable"])
 
 
 def test_report_renders_in_chromium_with_its_tables(demo_dir: Path) -> None:

@@ -226,6 +226,8 @@ def _cell(entry: dict[str, Any], key: str) -> str:
     value = entry.get(key)
     if not value or value.get("mean") is None:
         return ""
+    if key == "ceiling_share" and not entry.get("resolved"):
+        return "not resolved at this size"  # a share of a gain that is noise says nothing
     lo, hi = value["ci"]
     return f"{value['mean']:+.4f} [{lo:+.4f}, {hi:+.4f}]" if key == "log_loss_gain" else (
         f"{value['mean']:.0%} [{lo:.0%}, {hi:.0%}]")  # fmt: skip

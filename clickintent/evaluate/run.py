@@ -126,27 +126,46 @@ def _evaluate(inputs: Inputs, lookback_days: float, window_days: float, max_rows
         result["not_applicable"]["tile ranking"] = "no app home-page views"
     else:
         tiles = tile_task(web, inputs.app_views, customers, inputs.products, split, lookback_days)
-        result["tasks"]["tile ranking"] = _run_task(tiles, web, sets, split, say)
+        tile_result = _try_task(result, "tile ranking", lambda: _run_task(tiles, web, sets, split, say))
+        if tile_result is not None:
+            result["tasks"]["tile ranking"] = tile_result
     if inputs.conversions is None:
         result["not_applicable"]["conversion"] = "no conversions table"
     else:
         conv = conversion_task(web, inputs.conversions, customers, inputs.products, split, window_days,
                                inputs.exact_visits)  # fmt: skip
         conv = sample_people(conv.take(np.flatnonzero(split.folds_of_keys(conv.person) >= 0)), split, max_rows)
-        result["tasks"]["conversion"] = _run_task(conv, web, sets, split, say)
-        if "llm" in web.blocks:
+        conv_result = _try_task(result, "conversion", lambda: _run_task(conv, web, sets, split, say))
+        if conv_result is not None:
+            result["tasks"]["conversion"] = conv_result
+        if conv_result is not None and "llm" in web.blocks:
             labelled = set(labels_dict(inputs.llm_labels).keys()) if inputs.llm_labels is not None else set()
             rows = np.flatnonzero([web.ids[i] in labelled for i in conv.session_row])
             lab_sets = {k: v for k, v in LABELLED_SETS.items() if all(b in web.blocks for b in v)}
-            lab = _run_task(conv.take(rows), web, lab_sets, split, say, label="labelled visits")
-            result["tasks"]["conversion"]["labelled"] = lab
-            result["comparisons"] += _labelled_comparisons(lab, conv.take(rows), web, inputs)
+            lab = _try_task(result, "conversion (visits with LLM labels)",
+                            lambda: _run_task(conv.take(rows), web, lab_sets, split, say, label="labelled visits"))
+            if lab is not None:
+                result["tasks"]["conversion"]["labelled"] = lab
+                result["comparisons"] += _labelled_comparisons(lab, conv.take(rows), web, inputs)
     if "tile ranking" in result["tasks"]:
         result["comparisons"].insert(0, _comparison("tile ranking", "+ embedding", "baseline",
                                                     result["tasks"]["tile ranking"]))  # fmt: skip
     result["comparisons"] = [c for c in result["comparisons"] if c is not None]
     result["seconds"] = time.perf_counter() - started
     return result
+
+
+class TooSmall(ValueError):
+    """A task with too few rows to fit in some fold: reported as not applicable, with this reason."""
+
+
+def _try_task(result: dict[str, Any], name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    """`run()`, or None with the reason under `not_applicable` when the data are too small for it."""
+    try:
+        return run()
+    except TooSmall as exc:
+        result["not_applicable"][name] = str(exc)
+        return None
 
 
 def sample_people(task: TaskData, split: Split, max_rows: int) -> TaskData:
@@ -199,7 +218,7 @@ def fit_folds(task: TaskData, web: WebSessions, sets: dict[str, list[str]], spli
             continue
         check_no_leak(task, train, test, split)
         if len(train) < 20:
-            raise ValueError(f"{task.name}: only {len(train)} training rows in fold {f}; the world is too small")
+            raise TooSmall(f"only {len(train)} training rows in fold {f}: too few people for this task")
         for name, blocks in sets.items():  # "baseline" first: its penalty is the others' baseline penalty
             probs, decided, l2[name] = fit_predict(task, web, blocks, train, test, l2[name], l2["baseline"])
             pooled.probs[name][at] = probs
