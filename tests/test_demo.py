@@ -23,7 +23,7 @@ DEMO_ARGS = ["--visitors", "600", "--days", "14", "--train-minutes", "0.3", "--l
              "--max-labels", "4", "--compare-sample", "50", "--bootstrap", "100"]  # fmt: skip
 
 
-def chromium_dom(page: Path) -> str:
+def chromium_dom(page: Path, *flags: str, dump: bool = True) -> str:
     """The DOM after headless Chromium loaded `page` (no network: the page must be self-contained)."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
@@ -31,8 +31,8 @@ def chromium_dom(page: Path) -> str:
             pytest.fail("chromium is not installed: apt-get install chromium")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     out = subprocess.run(
-        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--dump-dom",
-         page.resolve().as_uri()],
+        [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+         *flags, *(["--dump-dom"] if dump else []), page.resolve().as_uri()],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip
     return out.stdout
@@ -66,16 +66,41 @@ def test_demo_writes_every_output(demo_dir: Path) -> None:
     assert ev["simulated"] and {"tile ranking", "conversion"} <= set(ev["tasks"]) | set(ev["not_applicable"])
 
 
+ARTIFACTS = Path(os.environ.get("CLICKINTENT_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts"))
+MEASURE = ("<script>window.addEventListener('load',()=>{document.body.dataset.scrollWidth="
+           "document.documentElement.scrollWidth})</script></body>")  # fmt: skip
+
+
 def test_report_renders_in_chromium_with_its_tables(demo_dir: Path) -> None:
+    """At 1280 px: the answers, figures with alt text and tables are there, nothing overflows sideways; the
+    screenshot is saved under test-artifacts/ (CLICKINTENT_TEST_ARTIFACTS) for a person to look at."""
     page = demo_dir / "report.html"
     text = page.read_text()
     assert not re.search(r"""(src|href)=["']https?://""", text), "the report must not load anything remote"
-    dom = chromium_dom(page)
-    assert dom.count("<table") >= 8
-    for heading in ["Do web sessions help the app?", "Distillation", "Intent taxonomy", "Map of sessions"]:
+    assert "<script" not in text, "the report runs no scripts"
+    probe = demo_dir / "report-probe.html"  # the page plus a script that writes its width into the DOM
+    probe.write_text(text.replace("</body>", MEASURE))
+    dom = chromium_dom(probe, "--window-size=1280,900")
+    width = re.search(r'data-scroll-width="(\d+)"', dom)
+    assert width and int(width.group(1)) <= 1280, f"the page is wider than the window: {width and width.group(1)}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    chromium_dom(page, "--window-size=1280,3000", f"--screenshot={ARTIFACTS / 'report-1280.png'}", dump=False)
+    assert (ARTIFACTS / "report-1280.png").stat().st_size > 10_000
+    # answers first: the first section is the answers, one sentence per task
+    assert dom.index("The answers") < dom.index("Do web sessions help the app?")
+    assert re.search(r"<b>Tile ranking: [^<]+</b>", dom) and re.search(r"<b>Conversion: [^<]+</b>", dom)
+    assert "What visitors came for:" in dom and "Cost per label:" in dom
+    # figures, each with alt text
+    svgs = re.findall(r"<svg[^>]*>", dom)
+    assert len(svgs) >= 3 and all("aria-label=" in s and "role=\"img\"" in s for s in svgs)
+    titled = re.findall(r"<svg[^>]*><title>[^<]{10,}</title>", dom)
+    assert len(titled) == len(svgs), "each figure opens with its alt text"
+    imgs = re.findall(r"<img[^>]*>", dom)
+    assert imgs and all(re.search(r'alt="[^"]{10,}"', i) for i in imgs)
+    assert "data:image/png;base64," in dom and dom.count("<table") >= 6
+    for heading in ["What visitors came for", "Distillation", "Map of sessions"]:
         assert heading in dom, heading
-    assert "data:image/png;base64," in dom
-    assert "Conversion" in dom and "+ embedding" in dom
+    assert not re.search(r"[0-9]{3,}\.[0-9]+%", dom), "percentages are given to two significant figures"
 
 
 def test_second_run_reuses_everything(demo_dir: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
@@ -36,7 +37,7 @@ def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
 
 def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
                label_sample: int, compare_sample: int, llm_threads: int, max_labels: int,
-               bootstrap: int) -> list[tuple[str, list[str], list[Path]]]:  # fmt: skip
+               bootstrap: int, llm_backend: Sequence[str] = ()) -> list[tuple[str, list[str], list[Path]]]:
     """The demo as (step name, clickintent arguments, outputs that let a re-run skip it). Every learner
     (train, taxonomy build, the LLM labels the distiller learns from) reads split/learn-visits.parquet;
     only the comparisons' LLM labels come from split/eval-visits.parquet (tests/test_protocol.py checks it)."""
@@ -49,7 +50,7 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
     distilled, distill_json = out_dir / "labels-distilled.parquet", out_dir / "distill.json"
     evaluation = out_dir / "evaluation.json"
     cache = out_dir / "llm-cache.sqlite"
-    llm = ["--llm-cache", str(cache), "--llm-threads", str(llm_threads)]
+    llm = ["--llm-cache", str(cache), "--llm-threads", str(llm_threads), *llm_backend]
     steps: list[tuple[str, list[str], list[Path]]] = [
         ("simulate", ["simulate", "--visitors", str(visitors), "--days", str(days), "--seed", str(seed),
                       "--signal", str(signal), "--out", str(sim)], [sim / "events.parquet"]),
@@ -72,18 +73,18 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
                      "--report", str(distill_json), "--seed", str(seed)], [distill_json]),
         ("label", ["label", str(visits), "--bundle", str(bundle), "--embeddings", str(embeddings),
                    "--out", str(distilled)], [distilled]),
-    ]  # fmt: skip
+    ]
     compare_args: list[str] = []
     if compare_sample:
         steps.append(("taxonomy label", ["taxonomy", "label", str(evaluation_visits), "--taxonomy", str(taxonomy),
                                          "--out", str(compare), "--sample", str(compare_sample), "--seed",
                                          str(seed), "--platform", "web", "--examples-from", str(learn), *llm],
-                      [compare]))  # fmt: skip
+                      [compare]))
         compare_args = ["--llm-labels", str(compare)]
     steps.append(("evaluate", ["evaluate", str(visits), "--split", str(split), "--sim", str(sim), "--embeddings",
                                str(embeddings), *compare_args, "--distilled-labels", str(distilled), "--taxonomy",
                                str(taxonomy), "--bootstrap", str(bootstrap), "--out", str(evaluation)],
-                  [evaluation]))  # fmt: skip
+                  [evaluation]))
     return steps
 
 
@@ -150,10 +151,19 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
     type=click.IntRange(min=20),
     help="Person-bootstrap replicates of the evaluation's CIs.",
 )
+@click.option("--llm", "llm_kind", type=click.Choice(["local", "openai"]), default="local", show_default=True,
+              help="LLM for the taxonomy and labels: the embedded Gemma 3 270M, or any OpenAI-compatible server.")
+@click.option("--llm-base-url", default=None, help="openai: server URL up to /v1, e.g. http://127.0.0.1:8000/v1.")
+@click.option("--llm-model", default=None, help="openai: model name the server knows.")
+@click.option("--llm-endpoint", type=click.Choice(["completions", "chat"]), default="completions", show_default=True,
+              help="openai: /v1/completions (base models) or /v1/chat/completions (instruction models).")
+@click.option("--llm-api-key-env", default="OPENAI_API_KEY", show_default=True,
+              help="openai: environment variable holding the API key (its value is never printed).")
 @click.option("--fresh", is_flag=True, help="Delete OUT first instead of reusing what is there.")
 def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, train_minutes: float,
              label_sample: int, compare_sample: int, llm_threads: int, max_labels: int, bootstrap: int,
-             fresh: bool) -> None:  # fmt: skip
+             llm_kind: str, llm_base_url: str | None, llm_model: str | None, llm_endpoint: str,
+             llm_api_key_env: str, fresh: bool) -> None:
     """Run the whole pipeline on a simulated bank and write OUT/report.html.
 
     simulate -> ingest -> sessionize -> cut (before applications) -> split (who is learned from, who is
@@ -161,12 +171,18 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
     visits for the distiller, one of the evaluation visits for the comparisons) -> distill -> label ->
     evaluate -> report. Every step is printed as the command you would type yourself.
     """
+    backend: list[str] = []
+    if llm_kind == "openai":
+        if not llm_base_url or not llm_model:
+            raise click.UsageError("--llm openai needs --llm-base-url and --llm-model")
+        backend = ["--llm", "openai", "--llm-base-url", llm_base_url, "--llm-model", llm_model,
+                   "--llm-endpoint", llm_endpoint, "--llm-api-key-env", llm_api_key_env]
     if fresh:
         shutil.rmtree(out_dir, ignore_errors=True)
     reuse = not fresh
     steps = demo_steps(out_dir, visitors=visitors, days=days, seed=seed, signal=signal, train_minutes=train_minutes,
                        label_sample=label_sample, compare_sample=compare_sample, llm_threads=llm_threads,
-                       max_labels=max_labels, bootstrap=bootstrap)  # fmt: skip
+                       max_labels=max_labels, bootstrap=bootstrap, llm_backend=backend)
     sim, data = out_dir / "sim", out_dir / "data"
     visits, embeddings = data / "visits.parquet", data / "embeddings.parquet"
     taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels-llm.parquet"
@@ -179,13 +195,13 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
     t0 = time.perf_counter()
     report = write_report(data, out_dir / "report.html", sim_dir=sim, taxonomy=taxonomy, labels=labels,
                           sessions=visits, embeddings=embeddings, distilled=distilled, distill_json=distill_json,
-                          evaluation=evaluation)  # fmt: skip
+                          evaluation=evaluation)
     timings.append(("report", time.perf_counter() - t0))
     _summary(timings, time.perf_counter() - started, evaluation, distill_json, report)
 
 
 def _summary(timings: list[tuple[str, float]], total: float, evaluation: Path, distill_json: Path,
-             report: Path) -> None:  # fmt: skip
+             report: Path) -> None:
     import json
 
     from clickintent.cli.evaluate import headline_table
@@ -235,7 +251,7 @@ def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
     """
     out = out or run_dir / "report.html"
     known = ("ingest_report.json", "sessions.parquet", "embeddings.parquet", "taxonomy.json", "labels.parquet",
-             "evaluation.json", "data/ingest_report.json")  # fmt: skip
+             "evaluation.json", "data/ingest_report.json")
     if not any((run_dir / name).exists() for name in known):
         raise click.ClickException(
             f"{run_dir} holds no clickintent outputs (none of {', '.join(known[:6])}); give the folder of a run: "
@@ -250,7 +266,7 @@ def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
             sessions=visits if visits.exists() else None, embeddings=data / "embeddings.parquet",
             distilled=run_dir / "labels-distilled.parquet", distill_json=run_dir / "distill.json",
             evaluation=run_dir / "evaluation.json",
-        )  # fmt: skip
+        )
     else:
         path = write_report(run_dir, out, sim_dir=sim_dir)
     click.echo(f"wrote {path}")

@@ -60,6 +60,18 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
+    """The reliability diagram's points: per non-empty equal-width bin of top-1 confidence, its range, the
+    mean confidence, the accuracy and the number of sessions."""
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    return [{"lo": float(edges[b]), "hi": float(edges[b + 1]), "confidence": float(conf[idx == b].mean()),
+             "accuracy": float(correct[idx == b].mean()), "n": int((idx == b).sum())}
+            for b in range(bins) if (idx == b).any()]  # fmt: skip
+
+
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
     """ECE of the top-1 probability: sum over equal-width confidence bins of |accuracy - confidence| * share."""
     conf = probs.max(axis=1)

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from clickintent.distill.classifier import IntentClassifier, expected_calibration_error
+from clickintent.distill.classifier import IntentClassifier, expected_calibration_error, reliability
 
 
 def visitor_split(visitors: list[str], seed: int) -> np.ndarray:
@@ -120,6 +120,8 @@ def distill(
             "uncalibrated": expected_calibration_error(raw, yi),
             "calibrated": expected_calibration_error(probs, yi),
         },
+        # held-out sessions, the LLM's label as the answer (the distiller's target)
+        "reliability": reliability(probs, yi),
         "other_share_test": float(np.mean([p == clf.other for p in pred])),
         "test_labels_unseen_in_training": sorted({c for c in y_te if c not in index}),
     }

@@ -1,0 +1,13 @@
+"""`report`: one self-contained HTML page a person can read, from a run's output directory.
+
+The answers come first (does web intent help each task, what visitors came for, how well the labels hold
+up), then the figures and tables behind them, then the data. No scripts, no external assets: it opens
+offline. Modules: `html` (primitives and number formats), `figures` (inline SVG), `answers`, `results`
+(evaluation, distillation, map), `labels` (the taxonomy and example visits), `data` (ingest, sessions,
+embeddings, the simulated world), `page` (`write_report`).
+"""
+
+from clickintent.report.html import Section, not_available, table
+from clickintent.report.page import write_report
+
+__all__ = ["Section", "not_available", "table", "write_report"]
