@@ -48,7 +48,7 @@ def pr_auc(probs: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score
 
     pos = y > 0
-    if not pos.any():
+    if not (w[pos] > 0).any():  # no converter carries weight (a bootstrap draw may leave them all out)
         return 0.0
     return float(average_precision_score(pos, 1.0 - probs[:, 0], sample_weight=w))
 
