@@ -62,7 +62,8 @@ def main() -> None:
     print(f"world seeds {ev['seeds']}, {ev['visitors']:,} visitors, {ev['days']} days; "
           f"wall {ev['wall_seconds'] / 60:.1f} min; simulated\n")  # fmt: skip
     for task in ("tile ranking", "conversion"):
-        print(f"### {task}\n\n| feature set | placebo gain (signal 0) | CI contains 0 | gain at 0.5 | share of ceiling |")
+        print(f"### {task}\n")
+        print("| feature set | placebo gain (signal 0) | CI contains 0 | gain at 0.5 | share of ceiling |")
         print("|---|---|---|---|---|")
         g0, g5 = gains(ev, 0.0, task), gains(ev, DEFAULT_SIGNAL, task)
         ceiling = g5.get("exact ceiling", [])
