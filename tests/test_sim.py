@@ -4,6 +4,7 @@ the placebo property of `--signal 0`, configs and the CLI. Worlds are small (a f
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -236,10 +237,15 @@ def _placebo_p_value(d: Path, n_perm: int = 400) -> float:
     def stat(intents: np.ndarray) -> int:
         return sum(c in products[i] for c, i in zip(clicked, intents, strict=True))
 
-    observed = stat(intent)
-    rng = np.random.default_rng(0)
-    groups = [np.flatnonzero(stratum.to_numpy() == s) for s in stratum.unique()]
-    as_large = 0
+    return _stratified_permutation_p(stat, intent, stratum.to_numpy(), n_perm)
+
+
+def _stratified_permutation_p(
+    stat: Callable[[np.ndarray], int], intent: np.ndarray, stratum: np.ndarray, n_perm: int
+) -> float:
+    """One-sided p-value of `stat(intent)` against `intent` shuffled within each stratum."""
+    observed, rng, as_large = stat(intent), np.random.default_rng(0), 0
+    groups = [np.flatnonzero(stratum == s) for s in np.unique(stratum)]
     for _ in range(n_perm):
         shuffled = intent.copy()
         for g in groups:
@@ -271,14 +277,7 @@ def _application_placebo_p_value(d: Path, n_perm: int = 400) -> float:
     def stat(intents: np.ndarray) -> int:
         return sum(p in products[i] for p, i in zip(applied, intents, strict=True))
 
-    observed, rng, as_large = stat(intent), np.random.default_rng(0), 0
-    groups = [np.flatnonzero(stratum == s) for s in np.unique(stratum)]
-    for _ in range(n_perm):
-        shuffled = intent.copy()
-        for g in groups:
-            shuffled[g] = intent[rng.permutation(g)]
-        as_large += stat(shuffled) >= observed
-    return (1 + as_large) / (1 + n_perm)
+    return _stratified_permutation_p(stat, intent, stratum, n_perm)
 
 
 def test_applications_follow_the_visit_only_with_signal(tmp_path: Path) -> None:
