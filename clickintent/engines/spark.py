@@ -162,7 +162,6 @@ def ingest_spark(
     source row number here (partitions are read in parallel).
     """
     from pyspark.sql import functions as F
-    from pyspark.sql.types import StringType, StructField, StructType
 
     options = options or IngestOptions()
     started = time.perf_counter()
@@ -174,26 +173,9 @@ def ingest_spark(
         source = preset_readers.read_source(path, fmt, options.delimiter, preset, options.mapping)
         df, columns = preset_readers.spark_frame(spark, path, fmt, source, preset, options.mapping)
         header = header if source.header else 0
-    elif fmt == "parquet":
-        df = spark.read.parquet(str(path))
-    else:
-        fields = [StructField(c, StringType()) for c in columns] + [StructField("_corrupt", StringType())]
-        reader = (
-            spark.read.schema(StructType(fields))
-            .option("mode", "PERMISSIVE")
-            .option("columnNameOfCorruptRecord", "_corrupt")
-        )
-        if fmt == "jsonl":
-            df = reader.json(str(path))
-        else:
-            df = (
-                reader.option("header", True)
-                .option("sep", delim)
-                .option("quote", '"')
-                .option("escape", '"')
-                .option("multiLine", False)
-                .csv(str(path))
-            )
+    else:  # the same text-column reader with the file's own header, quoting on
+        generic = preset_readers.PresetSource(columns, delim)
+        df, columns = preset_readers.spark_frame(spark, path, fmt, generic, None, options.mapping)
 
     unit = options.ts_unit
     if options.preset is not None:

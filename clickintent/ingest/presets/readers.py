@@ -314,7 +314,8 @@ def _literal(text: str) -> str:
 
 
 def spark_frame(
-    spark: SparkSession, path: Path, fmt: str, source: PresetSource, preset: Preset, mapping: Mapping[str, str]
+    spark: SparkSession, path: Path, fmt: str, source: PresetSource, preset: Preset | None,
+    mapping: Mapping[str, str],
 ) -> tuple[DataFrame, list[str]]:
     """The file as a Spark DataFrame of text columns (plus `_corrupt`), and the columns the preset reads."""
     from pyspark.sql.types import StringType, StructField, StructType
@@ -322,7 +323,7 @@ def spark_frame(
     if fmt == "parquet":
         return spark.read.parquet(str(path)), source.columns
     columns = source.columns
-    if fmt == "jsonl":  # keys differ line to line (null fields are left out): read what the preset needs
+    if fmt == "jsonl" and preset is not None:  # keys differ line to line (null fields left out): what it needs
         columns = list(dict.fromkeys([*columns, *preset.plan(mapping)[1]]))
     fields = [StructField(c, StringType()) for c in columns] + [StructField("_corrupt", StringType())]
     reader = (
