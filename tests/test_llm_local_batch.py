@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from clickintent.llm import Request
+from clickintent.llm import LLMError, Request, llama_internals
 from clickintent.llm.local import _groups, _trie
 
 LABELS = (
@@ -90,6 +90,27 @@ def test_groups_respect_sequence_and_batch_limits() -> None:
     for g in groups:
         nodes, _, seqs = _trie([conts[i] for i in g])
         assert len(g) <= 4 and len(nodes) <= 6 and max(max(s) for s in seqs) <= 4
+
+
+def test_the_internals_refuse_a_llama_cpp_release_they_were_not_checked_against(tmp_path: Path) -> None:
+    low, high = llama_internals.SUPPORTED
+    llama_internals.check_version(".".join(map(str, low)) + "+cpu")  # a local build tag is not a version
+    for version in (".".join(map(str, high)), "0.3.35", "1.0.0"):
+        with pytest.raises(LLMError, match=r"llama-cpp-python .* is installed.*pip install"):
+            llama_internals.check_version(version)
+    with pytest.raises(LLMError, match="cannot read"):
+        llama_internals.check_version("dev")
+
+
+def test_the_backend_checks_the_installed_release_before_loading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    llama_cpp = pytest.importorskip("llama_cpp", reason="needs the llm-local extra")
+    from clickintent.llm.local import LocalBackend
+
+    monkeypatch.setattr(llama_cpp, "__version__", "0.4.0")
+    with pytest.raises(LLMError, match="llama-cpp-python 0.4.0 is installed"):
+        LocalBackend(tmp_path / "missing.gguf").load()
 
 
 # -- the real model -------------------------------------------------------------------------------

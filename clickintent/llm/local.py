@@ -31,6 +31,9 @@ as the choice "Card" than as the start of "Card activation lock"; one batch read
 row. What this backend guarantees is that a score depends only on the prompt and the choices: weights are
 not repacked (`repack`), and no prompt piece or batch is smaller than `_MIN_CHUNK` tokens.
 
+Every use of llama-cpp-python's private internals (its context, batches, KV-cache sequence calls, raw
+logits) goes through `llama_internals`, which refuses a llama-cpp-python release it was not checked against.
+
 Left out: GPU offload options, chat templates (base model), timeouts (an in-process call cannot be
 interrupted; `timeout` is ignored).
 """
@@ -44,6 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from clickintent.llm import llama_internals as li
 from clickintent.llm.base import LLM, Completion, LLMError, MissingExtra, Request, choice_grammar
 
 ChoiceMode = Literal["score", "grammar"]
@@ -136,6 +140,7 @@ class LocalBackend(LLM):
                 from llama_cpp import Llama
             except ImportError as e:
                 raise MissingExtra("llama-cpp-python", "llm-local") from e
+            li.check_version()
             path = self.model_path or default_model_path()
             if not path.is_file():
                 raise LLMError(f"GGUF model not found: {path}")
@@ -154,12 +159,12 @@ class LocalBackend(LLM):
             model = {"use_extra_bufts": self.repack}
             context = {"n_seq_max": self.n_seq_max, "kv_unified": True} if batched else {}
             try:
-                llm = _new_llama(Llama, model, context, **kwargs)
+                llm = li.new_llama(Llama, model, context, **kwargs)
             except ValueError:  # no context with parallel sequences: one sequence, choices one at a time
                 if not context:
                     raise
-                llm = _new_llama(Llama, model, {}, **kwargs)
-            self._seq_batch = _sequence_batch(llm) if batched else None
+                llm = li.new_llama(Llama, model, {}, **kwargs)
+            self._seq_batch = li.sequence_batch(llm) if batched else None
             self._llama = llm
         return self._llama
 
@@ -225,28 +230,24 @@ class LocalBackend(LLM):
     def _token_logprobs(self, llm: Any, prompt: list[int], conts: list[list[int]]) -> list[list[float]]:
         """Per continuation, log P(cont[j] | prompt, cont[:j]) for each j: one batch of parallel sequences
         where the context has them and the trie fits the cache, else one decode per continuation."""
-        self.prompt_tokens_evaluated += len(prompt) - _cached_prefix(llm, prompt)
+        self.prompt_tokens_evaluated += len(prompt) - li.cached_prefix(llm, prompt)
         if self._seq_batch is not None and len(prompt) + sum(len(c) for c in conts) <= llm.n_ctx():
             try:
                 return self._batched_logprobs(llm, prompt, conts)
             except RuntimeError:  # llama_decode failed: start again from an empty cache, and stop batching
                 self._seq_batch = None
-                llm._ctx.kv_cache_clear()
-                llm.reset()
+                li.clear_cache(llm)
         return [self._continuation_logprobs(llm, prompt, cont) for cont in conts]
 
     def _batched_logprobs(self, llm: Any, prompt: list[int], conts: list[list[int]]) -> list[list[float]]:
         """`_token_logprobs` in as few decodes as fit in a batch (normally one), see the module docstring."""
-        import llama_cpp
-
-        ctx, batch = llm._ctx, self._seq_batch
+        batch = self._seq_batch
         n, n_batch = len(prompt), llm.n_batch
-        tail = list(prompt[_keep_prefix(llm, prompt) : n - 1])  # the part of prompt[:-1] not in the cache
+        tail = list(prompt[li.keep_prefix(llm, prompt) : n - 1])  # the part of prompt[:-1] not in the cache
         out: list[list[float]] = [[] for _ in conts]
-        mem = llama_cpp.llama_get_memory(ctx.ctx)
         try:
             # Sequence ids: 0 the prompt, 1..n_paths the trie's branches, the next one scratch (padding).
-            for group in _groups(conts, max_paths=batch.n_seq_max - 2, max_nodes=n_batch - _MIN_CHUNK):
+            for group in _groups(conts, max_paths=li.batch_seq_max(batch) - 2, max_nodes=n_batch - _MIN_CHUNK):
                 nodes, rows, seqs = _trie([conts[i] for i in group])
                 # The end of the uncached prompt rides in this batch (tagged with every sequence); what does
                 # not fit goes first, in sequence 0 alone.
@@ -258,138 +259,57 @@ class LocalBackend(LLM):
                 ride, pos = tail[len(tail) - n_ride :], llm.n_tokens  # pos == n - 1 - n_ride
                 n_paths = max(max(s) for s in seqs)
                 for s in range(1, n_paths + 1):
-                    ctx.kv_cache_seq_cp(0, s, -1, -1)
+                    li.copy_sequence(llm, 0, s)
                 all_seqs = list(range(n_paths + 1))
-                b = batch.batch
                 for j, tok in enumerate(ride):
-                    _set_token(b, j, tok, pos + j, all_seqs, False)
+                    li.set_token(batch, j, tok, pos + j, all_seqs, False)
                 for j, key in enumerate(nodes):
-                    _set_token(b, n_ride + j, key[-1] if key else prompt[-1], n - 1 + len(key), seqs[j], True)
+                    li.set_token(batch, n_ride + j, key[-1] if key else prompt[-1], n - 1 + len(key), seqs[j], True)
                 # Too small a batch would take other kernels (`_MIN_CHUNK`): pad it with a scratch sequence.
                 n_pad = max(0, _MIN_CHUNK - n_ride - len(nodes))
                 for j in range(n_pad):
-                    _set_token(b, n_ride + len(nodes) + j, prompt[-1], j, (n_paths + 1,), False)
-                b.n_tokens = n_ride + len(nodes) + n_pad
-                ctx.decode(batch)
-                llm.input_ids[pos : pos + n_ride] = ride
-                llm.n_tokens, tail = n - 1, []
-                # Rows of the logits buffer: the tokens that asked for logits, in batch order (llama.h).
-                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx.ctx), shape=(len(nodes), llm.n_vocab()))
+                    li.set_token(batch, n_ride + len(nodes) + j, prompt[-1], j, (n_paths + 1,), False)
+                li.decode(llm, batch, n_ride + len(nodes) + n_pad)
+                li.record_tokens(llm, pos, ride)  # the cache now holds prompt[:-1] in sequence 0
+                tail = []
+                logits = li.logits(llm, len(nodes))  # one row per node, in batch order
                 logz = _logsumexp_rows(logits)
                 for i, cont_rows in zip(group, rows, strict=True):
                     out[i] = [float(logits[r, t]) - float(logz[r]) for r, t in zip(cont_rows, conts[i], strict=True)]
-                llama_cpp.llama_memory_seq_keep(mem, 0)  # back to sequence 0: the prompt but its last token
+                li.keep_sequence(llm, 0)  # back to sequence 0: the prompt but its last token
         finally:
-            llama_cpp.llama_memory_seq_keep(mem, 0)
+            li.keep_sequence(llm, 0)
         if tail:  # every continuation was empty: nothing was decoded
             _eval_seq0(llm, batch, tail)
-        llm._requires_eval = True  # the logits buffer no longer belongs to the last cached token
+        li.mark_logits_stale(llm)
         return out
 
     def _continuation_logprobs(self, llm: Any, prompt: list[int], cont: list[int]) -> list[float]:
         """log P(cont[i] | prompt, cont[:i]) for each i, reusing the KV cache for the prompt."""
-        import llama_cpp
-
-        ctx, n_vocab = llm._ctx, llm.n_vocab()
         n = len(prompt)
         # Evaluate the prompt (the part not already in the KV cache) up to its last token: that one is
         # evaluated together with the continuation so its logits come back in the same batch.
-        cached = _keep_prefix(llm, prompt)
+        cached = li.keep_prefix(llm, prompt)
         if cached < n - 1:
             llm.eval(prompt[cached : n - 1])
         batch = [prompt[-1], *cont[:-1]]
         if len(batch) > llm.n_batch:
             raise LLMError(f"a choice of {len(cont)} tokens is longer than n_batch={llm.n_batch}")
-        llm._batch.set_batch(batch, n_past=n - 1, logits_all=True)
-        ctx.decode(llm._batch)
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(ctx.ctx), shape=(len(batch), n_vocab))
-        logits = logits.astype(np.float64)
+        li.decode_run(llm, batch, n_past=n - 1)
+        logits = li.logits(llm, len(batch)).astype(np.float64)
         mx = logits.max(axis=1, keepdims=True)
         logz = mx[:, 0] + np.log(np.exp(logits - mx).sum(axis=1))
         out = [float(logits[i, t] - logz[i]) for i, t in enumerate(cont)]
         # Leave the cache holding exactly the prompt but its last token, which the next call re-evaluates.
-        ctx.kv_cache_seq_rm(-1, n - 1, -1)
-        llm.n_tokens = n - 1
-        llm._requires_eval = True  # the logits buffer no longer belongs to the last cached token
+        li.truncate(llm, n - 1)
+        li.mark_logits_stale(llm)
         return out
 
 
-_PARAMS_LOCK = threading.Lock()
 # llama.cpp's CPU kernels take another path (other rounding) for batches of 2-7 tokens than for one token or
 # for 8 and more. No batch here is smaller than this, so a score does not depend on where the previous
 # request's prompt stopped matching, nor on how many choices there are.
 _MIN_CHUNK = 8
-
-
-def _new_llama(llama_cls: Any, model: dict[str, Any], context: dict[str, Any], **kwargs: Any) -> Any:
-    """`Llama(**kwargs)` with llama.cpp model and context parameters it has no arguments for (`model`,
-    `context`: field -> value), set by wrapping llama-cpp-python's default-parameter functions while the
-    constructor runs."""
-    import llama_cpp.llama as llama_module
-
-    lib = llama_module.llama_cpp
-    model_defaults, context_defaults = lib.llama_model_default_params, lib.llama_context_default_params
-
-    def model_params() -> Any:
-        params = model_defaults()
-        for k, v in model.items():
-            setattr(params, k, v)
-        return params
-
-    def context_params() -> Any:
-        params = context_defaults()
-        for k, v in context.items():
-            setattr(params, k, v)
-        return params
-
-    with _PARAMS_LOCK:
-        lib.llama_model_default_params, lib.llama_context_default_params = model_params, context_params
-        try:
-            return llama_cls(**kwargs)
-        finally:
-            lib.llama_model_default_params, lib.llama_context_default_params = model_defaults, context_defaults
-
-
-def _sequence_batch(llm: Any) -> Any:
-    """A llama_batch of `n_batch` tokens with room for as many sequence ids per token as the context has
-    parallel sequences; None where it has one, or its KV cache cannot copy sequences cheaply."""
-    import llama_cpp
-    from llama_cpp import _internals
-
-    n_seq = int(llama_cpp.llama_n_seq_max(llm.ctx))
-    recurrent = getattr(llm, "_is_recurrent", True) or getattr(llm, "_is_hybrid", True)
-    if n_seq < 3 or recurrent or not llm.context_params.kv_unified:  # prompt, a branch, scratch
-        return None
-    return _internals.LlamaBatch(n_tokens=llm.n_batch, embd=0, n_seq_max=n_seq, verbose=False)
-
-
-def _cached_prefix(llm: Any, prompt: Sequence[int]) -> int:
-    """How many leading tokens of prompt[:-1] the KV cache (sequence 0) already holds."""
-    m = min(int(llm.n_tokens), len(prompt) - 1)
-    if m <= 0:
-        return 0
-    diff = np.flatnonzero(llm.input_ids[:m] != np.asarray(prompt[:m], dtype=llm.input_ids.dtype))
-    return int(diff[0]) if diff.size else m
-
-
-def _keep_prefix(llm: Any, prompt: Sequence[int]) -> int:
-    """Cut the KV cache back to the longest prefix of prompt[:-1] it holds; that prefix's length."""
-    cached = _cached_prefix(llm, prompt)
-    if not llm._ctx.kv_cache_seq_rm(-1, cached, -1):
-        llm.reset()
-        llm._ctx.kv_cache_seq_rm(-1, 0, -1)
-        cached = 0
-    llm.n_tokens = cached
-    return cached
-
-
-def _set_token(b: Any, j: int, token: int, pos: int, seq_ids: Sequence[int], logits: bool) -> None:
-    b.token[j] = token
-    b.pos[j] = pos
-    b.n_seq_id[j] = len(seq_ids)
-    for k, s in enumerate(seq_ids):
-        b.seq_id[j][k] = s
-    b.logits[j] = logits
 
 
 def _eval_seq0(llm: Any, batch: Any, tokens: Sequence[int]) -> None:
@@ -399,12 +319,10 @@ def _eval_seq0(llm: Any, batch: Any, tokens: Sequence[int]) -> None:
     for c in range(k):
         chunk = tokens[len(tokens) * c // k : len(tokens) * (c + 1) // k]
         pos = llm.n_tokens
-        batch.batch.n_tokens = len(chunk)
         for j, tok in enumerate(chunk):
-            _set_token(batch.batch, j, tok, pos + j, (0,), False)
-        llm._ctx.decode(batch)
-        llm.input_ids[pos : pos + len(chunk)] = chunk
-        llm.n_tokens = pos + len(chunk)
+            li.set_token(batch, j, tok, pos + j, (0,), False)
+        li.decode(llm, batch, len(chunk))
+        li.record_tokens(llm, pos, chunk)
 
 
 def _trie(conts: Sequence[Sequence[int]]) -> tuple[list[tuple[int, ...]], list[list[int]], list[list[int]]]:
