@@ -3,6 +3,8 @@ the placebo property of `--signal 0`, configs and the CLI. Worlds are small (a f
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +78,38 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     for f in files:
         assert (a / f).read_bytes() == (b / f).read_bytes(), f
     assert (a / "events.parquet").read_bytes() != (c / "events.parquet").read_bytes()
+
+
+# The default world of seed 7 as the simulator wrote it before its catalogue and intents became data files
+# (issue 22): a digest of every table's rows and every JSON file. A deliberate change to the simulator
+# changes these; update them then, and say so in the commit.
+WORLD_DIGEST = {
+    "events.parquet": "4a16dca6b8584e81",
+    "truth/app_home.parquet": "92c30a805b4b8dad",
+    "truth/bad_rows.json": "6b636dc7d2785ff9",
+    "truth/conversions.parquet": "d4d7feaccb40a837",
+    "truth/customers.parquet": "cede30cdb582a5e1",
+    "truth/manifest.json": "261b4b0bf07bd183",
+    "truth/pii_bait.json": "7da809bdef868d52",
+    "truth/sessions.parquet": "51b388a7dc51ed9b",
+}
+CATALOGUE_DIGEST = "29e27dfb4adc9f73"
+
+
+def _digest(blob: str) -> str:
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def test_the_default_world_is_unchanged(tmp_path: Path) -> None:
+    # Rows, not file bytes: a pyarrow upgrade may write the same rows differently.
+    simulate(tmp_path, visitors=150, days=10, seed=7, signal=0.5)
+    got = {}
+    for f in sorted(p for p in tmp_path.rglob("*") if p.is_file()):
+        rows = None if f.suffix == ".json" else pq.read_table(f).to_pylist()
+        blob = f.read_text() if rows is None else json.dumps(rows, default=str, sort_keys=True)
+        got[f.relative_to(tmp_path).as_posix()] = _digest(blob)
+    assert got == WORLD_DIGEST
+    assert _digest(json.dumps([dataclasses.asdict(p) for p in default_pages()])) == CATALOGUE_DIGEST
 
 
 def test_raw_events_follow_the_source_contract(world: Path) -> None:
