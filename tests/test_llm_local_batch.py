@@ -109,7 +109,7 @@ def test_the_backend_checks_the_installed_release_before_loading(
     from clickintent.llm.local import LocalBackend
 
     monkeypatch.setattr(llama_cpp, "__version__", "0.4.0")
-    with pytest.raises(LLMError, match="llama-cpp-python 0.4.0 is installed"):
+    with pytest.raises(LLMError, match=r"llama-cpp-python 0\.4\.0 is installed"):
         LocalBackend(tmp_path / "missing.gguf").load()
 
 
