@@ -110,10 +110,6 @@ class World:
     query_start: np.ndarray  # (K,) offset into queries
     query_count: np.ndarray  # (K,)
 
-    @property
-    def n_intents(self) -> int:
-        return len(self.intents)
-
 
 def _split_path(path: str) -> tuple[int, str, str]:
     for code, hole in enumerate(PLACEHOLDERS, start=1):
