@@ -1,7 +1,8 @@
 """Taxonomy quality and cost on a simulated world (issues 5 and 19): what an analyst reads, and the labels.
 
 Pipeline: `clickintent.sim.simulate` (`--config`, e.g. `shifted`) -> ingest -> sessionize -> join the
-simulator's truth on (visitor_id, platform, start, end) -> human web sessions with a true primary intent.
+simulator's truth (`clickintent.sim.join.true_intents`, on visitor_id, platform, start) -> human web
+sessions with a true primary intent.
 From those, a build sample G (`--sample`) and a label sample L (the first `--label-sample` of G). Measured:
 
 - **the taxonomy** (`generate_cluster` on G: MiniLM text vectors, `--clusterer`, the embedded LLM naming):
@@ -42,13 +43,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from clickintent.encoder.text import MiniLMEncoder, TextVectors
+from clickintent.sim.join import true_intents
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -119,15 +120,7 @@ def world(
     ingest(sim_dir / "events.parquet", tmp / "ingest")
     sessionize(tmp / "ingest" / "events.parquet", tmp / "sessions.parquet")
     sessions = pq.read_table(tmp / "sessions.parquet")
-    truth = pq.read_table(sim_dir / "truth" / "sessions.parquet")
-    con = duckdb.connect()
-    con.register("s", sessions.select(["session_id", "visitor_id", "platform", "start", "end"]))
-    con.register("t", truth)
-    rows = con.execute(
-        'SELECT s.session_id, t.intent FROM s JOIN t USING (visitor_id, platform, start, "end") '
-        "WHERE s.platform = 'web' AND NOT t.is_bot AND t.intent IS NOT NULL"
-    ).fetchall()
-    intent = dict(rows)
+    intent = true_intents(sessions, sim_dir)  # human web sessions: bots and app sessions have no intent
     keep = pa.array([sid in intent for sid in sessions.column("session_id").to_pylist()])
     info = {
         "sim_dir": str(sim_dir),

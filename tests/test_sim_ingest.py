@@ -8,11 +8,13 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from clickintent.ingest import IngestReport, ingest
 from clickintent.sessionize import sessionize
 from clickintent.sim import simulate
+from clickintent.sim.join import true_intents
 
 KEY = ["visitor_id", "platform", "start", "end"]
 
@@ -47,6 +49,21 @@ def test_sessionize_recovers_every_truth_session(run: tuple[Path, IngestReport])
     assert m.customer_id.notna().eq(m.logged_in).all()
     linked = m[m.customer_id.notna()]
     assert (linked.customer_id == linked.customer_id_truth).all()
+
+
+def test_true_intents_are_the_human_web_sessions_of_the_truth(run: tuple[Path, IngestReport]) -> None:
+    # The one truth join (sim/join.py) that the report, the CLI and bench_taxonomy use: on the sessionized
+    # output it names exactly the web sessions that are not bots, each with its truth intent.
+    d, _ = run
+    sessions = d / "ingested" / "sessions.parquet"
+    if not sessions.exists():
+        sessionize(d / "ingested" / "events.parquet", sessions)
+    got = true_intents(pq.read_table(sessions), d)
+    s = pd.read_parquet(sessions, columns=["session_id", *KEY])
+    m = s.merge(pd.read_parquet(d / "truth" / "sessions.parquet"), on=KEY)
+    human_web = m[(m.platform == "web") & ~m.is_bot]
+    assert got == dict(zip(human_web.session_id, human_web.intent, strict=True))
+    assert len(got) > 100 and None not in got.values()
 
 
 def _alnum(text: str) -> str:
