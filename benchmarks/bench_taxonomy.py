@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,9 +45,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from clickintent.encoder.text import MiniLMEncoder, TextVectors
+from clickintent.evaluate.clusters import cluster_scores
 from clickintent.sim.join import true_intents
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -84,21 +83,9 @@ class CachedEncoder(MiniLMEncoder):
         return self.vectors.lookup(list(texts))
 
 
-def many_to_one(pred: list[str], truth: list[str]) -> float:
-    """Accuracy when each predicted label is mapped to the true intent most common among its sessions."""
-    by: dict[str, Counter[str]] = {}
-    for p, t in zip(pred, truth, strict=True):
-        by.setdefault(p, Counter())[t] += 1
-    return sum(c.most_common(1)[0][1] for c in by.values()) / max(1, len(pred))
-
-
 def scores(pred: list[str], truth: list[str]) -> dict[str, float | int]:
-    return {
-        "nmi": round(float(normalized_mutual_info_score(truth, pred)), 4),
-        "ari": round(float(adjusted_rand_score(truth, pred)), 4),
-        "many_to_one": round(many_to_one(pred, truth), 4),
-        "labels_used": len(set(pred)),
-    }
+    """NMI, ARI, many-to-one and labels used, rounded (`clickintent.evaluate.clusters`)."""
+    return cluster_scores(pred, truth).as_dict()
 
 
 def world(

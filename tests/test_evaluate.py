@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from clickintent.evaluate.clusters import cluster_scores, many_to_one
 from clickintent.evaluate.metrics import decisions, f1_scores, log_loss, macro_recall_at_1, mrr, top1_accuracy
 from clickintent.evaluate.models import LogitData, MaskedLogit
 from clickintent.evaluate.people import PersonKeys, linked_person_keys
@@ -131,3 +132,20 @@ def test_summary_ceiling_shares_and_paired_intervals() -> None:
     )
     assert fs["+ half"]["resolved"] and out["paired"]["+ half - + all"]["ci"][1] < 0
     assert len(fs["baseline"]["metrics"]["log_loss"]["per_fold"]) == 5
+
+
+def test_cluster_scores_on_hand_made_labellings() -> None:
+    truth = ["a", "a", "a", "b", "b", "c"]
+    renamed = cluster_scores(["x", "x", "x", "y", "y", "z"], truth)  # the same partition, other names
+    assert (renamed.nmi, renamed.ari, renamed.many_to_one, renamed.labels_used) == pytest.approx((1, 1, 1, 3))
+    one = cluster_scores(["x"] * 6, truth)  # one label for everything: no information
+    assert (one.nmi, one.ari) == pytest.approx((0, 0)) and one.many_to_one == pytest.approx(3 / 6)
+    singletons = cluster_scores([str(i) for i in range(6)], truth)  # many-to-one rewards splitting; ARI does not
+    assert singletons.many_to_one == 1 and singletons.ari < 0.1 and singletons.nmi < 1
+    # x -> a (2 right), y -> a or b (1 right): 3 of 4; pairs agreeing (1) equal the chance expectation: ARI 0.
+    half = cluster_scores(["x", "x", "y", "y"], ["a", "a", "a", "b"])
+    assert half.many_to_one == 0.75 and half.ari == pytest.approx(0.0, abs=1e-12)
+    assert half.as_dict() == {"nmi": round(half.nmi, 4), "ari": 0.0, "many_to_one": 0.75, "labels_used": 2}
+    assert many_to_one([], []) == 0
+    with pytest.raises(ValueError, match="3 predicted labels for 2"):
+        many_to_one(["x", "y", "z"], ["a", "b"])
