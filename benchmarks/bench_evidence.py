@@ -109,8 +109,8 @@ def coles(work: Path, learn: Path, visits: Path, seed: int, budget: float) -> fl
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
-    from _common import ensure_venv, run_worker
     from coles_lifestream import REQUIREMENTS, coles_features
+    from peer_common import ensure_venv, run_worker
 
     from clickintent.encoder.embed import embeddings_table
 

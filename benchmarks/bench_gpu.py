@@ -52,7 +52,7 @@ from clickintent.encoder.embed import Embedder
 from clickintent.encoder.features import EventFrame, Featurizer, Vocab
 from clickintent.encoder.model import EncoderConfig, SessionEncoder
 from clickintent.encoder.text import HASHING_NAME, MINILM_NAME, TextVectors, text_encoder
-from clickintent.encoder.train import TrainConfig, _optimizer, batch_loss, epoch_batches
+from clickintent.encoder.train import TrainConfig, batch_loss, epoch_batches, make_optimizer
 
 CUDA = torch.cuda.is_available()
 NO_CUDA = "CUDA not available"
@@ -152,7 +152,7 @@ def train_steps(
     cfg = TrainConfig(batch_size=batch_size, seed=0)
     torch.manual_seed(0)
     model = SessionEncoder(mcfg).to(dev).train()
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     rows = np.arange(len(frame))
     batches = epoch_batches(rows, frame.lengths, batch_size, np.random.default_rng(0))
     warmup, done, seen = 5, 0, 0

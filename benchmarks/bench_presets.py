@@ -41,7 +41,7 @@ def write_export(path: Path, events: int, seed: int = 0) -> int:
     with path.open("w") as f:
         while written < events:
             hits = samples.journeys(visitors=2_000, seed=seed + first, first=first)[: events - written]
-            lines = [samples._bq_json(row) for row in samples.ga4_rows(hits)]
+            lines = [samples.bq_json(row) for row in samples.ga4_rows(hits)]
             rng.shuffle(lines)
             f.write("\n".join(lines) + "\n")
             written, first = written + len(lines), first + 2_000

@@ -143,7 +143,7 @@ def bertopic_python(given: str | None) -> str:
     if given:
         return given
     sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
-    from _common import ensure_venv
+    from peer_common import ensure_venv
 
     python, _ = ensure_venv("bertopic", BERTOPIC_REQUIREMENTS, no_deps=BERTOPIC_NO_DEPS)
     return str(python)

@@ -98,7 +98,7 @@ def test_malformed_rows_get_the_generic_readers_words(tmp_path: Path) -> None:
 
 
 def test_bad_values_are_quarantined_in_todays_words(tmp_path: Path) -> None:
-    rows = [json.loads(samples._bq_json(r)) for r in samples.ga4_rows(HITS[:4])]
+    rows = [json.loads(samples.bq_json(r)) for r in samples.ga4_rows(HITS[:4])]
     rows[0]["event_timestamp"] = "yesterday"
     del rows[1]["user_pseudo_id"]
     rows[2]["event_params"] = [p for p in rows[2]["event_params"] if p["key"] != "page_location"]
@@ -166,7 +166,7 @@ def test_ndjson_blocks_keep_lines_whole_and_numbered(block: int, tmp_path: Path,
 def test_a_bad_line_after_clean_blocks_keeps_its_line_number(tmp_path: Path, monkeypatch: Any) -> None:
     # clean blocks go through Arrow's reader, which has no line numbers: the count must go on regardless
     monkeypatch.setattr(preset_readers, "BLOCK_BYTES", 40_000)
-    lines = [samples._bq_json(r) for r in samples.ga4_rows(HITS)]
+    lines = [samples.bq_json(r) for r in samples.ga4_rows(HITS)]
     lines[100] = lines[100][:50]
     src = tmp_path / "ga4.json"
     src.write_text("\n".join(lines[:60]) + "\n\n" + "\n".join(lines[60:]) + "\n")  # a blank line 61

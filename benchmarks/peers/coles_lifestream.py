@@ -48,7 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from peer_common import (
     PEERS,
     RESULTS,
     TORCH_PIN,

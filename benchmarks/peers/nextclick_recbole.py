@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from peer_common import (
     RESULTS,
     TORCH_PIN,
     ensure_venv,

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine, table, write_result
+from peer_common import RESULTS, machine, table, write_result
 
 NAME = "taxonomy_llm_mode"
 

@@ -107,7 +107,8 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (1.0 + math.cos(math.pi * progress)) * (cfg.lr - cfg.min_lr)
 
 
-def _optimizer(model: SessionEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
+def make_optimizer(model: SessionEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW at `cfg.lr` with weight decay on matrices only (not biases, norms), as `train` uses it."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     rest = [p for n, p in model.named_parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest, "weight_decay": 0.0}]
@@ -332,7 +333,7 @@ def train(
 
     torch.manual_seed(cfg.seed)
     model = SessionEncoder(mcfg).to(device)
-    opt = _optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     steps_per_epoch = len(epoch_batches(train_rows, frame.lengths, cfg.batch_size, np.random.default_rng(0)))
     total_steps = cfg.epochs * steps_per_epoch
     fp = _fingerprint(mcfg, cfg, vocab, len(table))

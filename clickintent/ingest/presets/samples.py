@@ -172,7 +172,7 @@ _INT64 = {"event_timestamp", "event_previous_timestamp", "event_bundle_sequence_
           "event_server_timestamp_offset", "batch_event_index", "batch_page_id", "batch_ordering_id"}  # fmt: skip
 
 
-def _bq_json(row: dict[str, Any]) -> str:
+def bq_json(row: dict[str, Any]) -> str:
     """One line as `bq extract --destination_format NEWLINE_DELIMITED_JSON` writes it: INT64 as strings."""
     out = {k: (str(v) if k in _INT64 else v) for k, v in row.items()}
     out["event_params"] = [
@@ -183,7 +183,7 @@ def _bq_json(row: dict[str, Any]) -> str:
 
 
 def write_ga4(hits: list[Hit], path: Path, seed: int = 0) -> Path:
-    lines = [_bq_json(r) for r in ga4_rows(hits)]
+    lines = [bq_json(r) for r in ga4_rows(hits)]
     return _write_lines(path, lines, seed, malformed=lambda line: line[: len(line) // 2])
 
 
