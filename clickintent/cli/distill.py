@@ -201,8 +201,8 @@ def label_cmd(sessions: Path, bundle: Path, out: Path, embeddings: Path | None, 
     t0 = time.perf_counter()
     try:
         if engine == "spark":
-            from clickintent.distill.label import label_spark
             from clickintent.engines.spark import get_spark
+            from clickintent.engines.spark_bundle import label_spark
 
             spark = get_spark(spark_master)
             label_spark(spark, sessions, bundle, out)

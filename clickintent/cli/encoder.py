@@ -1,7 +1,7 @@
 """CLI: `clickintent train` (self-supervised encoder -> bundle) and `clickintent embed` (sessions -> vectors).
 
-Both call plain functions in clickintent.encoder (train.train or distributed.train_distributed,
-embed.embed_file / embed.embed_spark) and end with a one-screen summary. Heavy imports happen inside the
+Both call plain functions (encoder.train.train or encoder.distributed.train_distributed, encoder.embed.embed_file
+or engines.spark_bundle.embed_spark) and end with a one-screen summary. Heavy imports happen inside the
 commands so `clickintent --help` stays fast.
 """
 
@@ -155,8 +155,8 @@ def embed_cmd(
         if engine == "spark":
             import time
 
-            from clickintent.encoder.embed import embed_spark
             from clickintent.engines.spark import get_spark
+            from clickintent.engines.spark_bundle import embed_spark
 
             t0 = time.perf_counter()
             spark = get_spark(spark_master)
