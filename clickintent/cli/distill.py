@@ -15,6 +15,7 @@ import click
 import pyarrow.parquet as pq
 
 from clickintent.cli.errors import StepInput, TaxonomyFile
+from clickintent.cli.options import engine_options
 from clickintent.cut import DEFAULT_PATTERN
 from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
 
@@ -175,14 +176,7 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
     default=None,
     help="Precomputed embeddings of SESSIONS (same bundle): skip the encoder.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "spark"]),
-    default="local",
-    show_default=True,
-    help="local: stream in this process; spark: mapInArrow on a Spark cluster (a Parquet directory).",
-)
-@click.option("--spark-master", default="local[*]", show_default=True, help="Spark master for --engine spark.")
+@engine_options("stream in this process", "mapInArrow, written as a Parquet directory")
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions per chunk (bounds memory).")
 @click.option(
     "--device",

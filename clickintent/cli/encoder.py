@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from clickintent.cli.errors import StepInput
+from clickintent.cli.options import engine_options
 from clickintent.inputs import SESSIONS
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
@@ -127,11 +128,7 @@ def train_cmd(
 @click.argument("sessions", type=StepInput(SESSIONS, "embed"))
 @click.option("--bundle", required=True, type=click.Path(exists=True, path_type=Path), help="Model bundle.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="embeddings.parquet to write.")
-@click.option(
-    "--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
-    help="local: stream in this process; spark: mapInArrow on a Spark cluster (writes a Parquet directory).",
-)  # fmt: skip
-@click.option("--spark-master", default="local[*]", show_default=True, help="Spark master for --engine spark.")
+@engine_options("stream in this process", "mapInArrow, written as a Parquet directory")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sessions per model call [default: 128 on CPU, 512 on a GPU].")  # fmt: skip
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions read per chunk (bounds memory).")

@@ -236,7 +236,7 @@ def ingest_spark(
             shutil.rmtree(out / name, ignore_errors=True)
         raise IngestError(
             f"{path}: Spark read {report.rows_in:,} records where the file has {report.counted - header:,} lines "
-            "of data (quoted values spanning lines?); run ingest with --engine duckdb, which reads them"
+            "of data (quoted values spanning lines?); run ingest with --engine local (DuckDB), which reads them"
         )
     # As on DuckDB: a run that keeps nothing fails with its main reason, examples and the fix.
     examples = Examples(options.mapping)
