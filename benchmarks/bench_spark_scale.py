@@ -156,9 +156,8 @@ class MemorySampler:
 
 def spark_child(cfg: dict[str, Any]) -> dict[str, Any]:
     """Runs in its own process: the four stages on Spark; returns wall times and counts per stage."""
-    from clickintent.distill.label import label_spark
-    from clickintent.encoder.embed import embed_spark
     from clickintent.engines.spark import get_spark, ingest_spark, sessionize_spark
+    from clickintent.engines.spark_bundle import embed_spark, label_spark
 
     out = Path(cfg["spark_dir"])
     conf = {
@@ -195,28 +194,15 @@ def spark_child(cfg: dict[str, Any]) -> dict[str, Any]:
         "linked_sessions": ses.linked_sessions,
     }
 
+    model_args = {"batch_size": cfg["batch_size"], "text_cache": cfg["text_cache"]}
     t = time.time()
-    embed_spark(
-        spark,
-        out / "sessions.parquet",
-        cfg["bundle"],
-        out / "embeddings.parquet",
-        batch_size=cfg["batch_size"],
-        text_cache=cfg["text_cache"],
-    )
+    embed_spark(spark, out / "sessions.parquet", cfg["bundle"], out / "embeddings.parquet", **model_args)
     end = time.time()
     n_emb = spark.read.parquet(str(out / "embeddings.parquet")).count()
     stages["embed"] = {"start": t, "end": end, "sessions": n_emb}
 
     t = time.time()
-    label_spark(
-        spark,
-        out / "sessions.parquet",
-        cfg["bundle"],
-        out / "labels.parquet",
-        batch_size=cfg["batch_size"],
-        text_cache=cfg["text_cache"],
-    )
+    label_spark(spark, out / "sessions.parquet", cfg["bundle"], out / "labels.parquet", **model_args)
     end = time.time()
     labels = spark.read.parquet(str(out / "labels.parquet"))
     counts = {r["intent"]: int(r["count"]) for r in labels.groupBy("intent").count().collect()}

@@ -10,12 +10,13 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from clickintent.encoder.embed import Embedder, embed_spark
+from clickintent.encoder.embed import Embedder
 from clickintent.encoder.features import Vocab
 from clickintent.encoder.io import save_encoder
 from clickintent.encoder.model import EncoderConfig, SessionEncoder
 from clickintent.encoder.text import HashingEncoder, TextVectors
 from clickintent.encoder.toy import toy_sessions
+from clickintent.engines.spark_bundle import embed_spark
 
 
 @pytest.mark.integration

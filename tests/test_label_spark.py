@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 from clickintent import schema
 from clickintent.cli import main
-from clickintent.distill.label import label_file, label_spark
+from clickintent.distill.label import label_file
 from clickintent.encoder.toy import toy_sessions
+from clickintent.engines.spark_bundle import label_spark
 from clickintent.serve.toy import toy_bundle
 
 pytestmark = pytest.mark.integration

@@ -3,29 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import click
 from tqdm import tqdm
 
 from clickintent.cli.errors import StepInput, one_line
+from clickintent.cli.options import engine_options
 from clickintent.ingest import IngestError, IngestOptions, IngestReport, ingest
 from clickintent.ingest.presets import PRESET_NAMES
 from clickintent.ingest.transform import TS_UNITS
 from clickintent.inputs import EVENTS
 from clickintent.sessionize import SessionizeOptions, SessionizeReport, sessionize
-
-ENGINES = ("duckdb", "spark")
-
-
-def engine_options(command: Callable[..., None]) -> Callable[..., None]:
-    """--engine and --spark-master, shared by the commands that run on DuckDB or Spark."""
-    master = click.option("--spark-master", "master", default="local[*]", show_default=True,
-                          help="Spark master URL (with --engine spark).")  # fmt: skip
-    engine = click.option("--engine", type=click.Choice(ENGINES), default="duckdb", show_default=True,
-                          help="duckdb: in-process. spark: PySpark (extra 'spark'); see --spark-master.")  # fmt: skip
-    return engine(master(command))
 
 
 def parse_mapping(pairs: tuple[str, ...]) -> dict[str, str]:
@@ -111,7 +100,7 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
     show_default=True,
     help="Platform for sources without a platform column.",
 )
-@engine_options
+@engine_options("in this process, with DuckDB", "the same rows, written as Parquet directories")
 @click.option(
     "--memory-limit",
     default="2GB",
@@ -127,7 +116,8 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
 )
 def ingest_cmd(
     input_path: Path, out_dir: Path, preset: str | None, mapping: tuple[str, ...], fmt: str | None,
-    delimiter: str | None, ts_unit: str, platform: str, engine: str, master: str, memory_limit: str, batch_rows: int,
+    delimiter: str | None, ts_unit: str, platform: str, engine: str, spark_master: str, memory_limit: str,
+    batch_rows: int,
 ) -> None:  # fmt: skip
     """Validate, map, redact and de-duplicate raw events (CSV, TSV, Parquet, JSONL).
 
@@ -149,7 +139,7 @@ def ingest_cmd(
         if engine == "spark":
             from clickintent.engines.spark import get_spark, ingest_spark
 
-            report = ingest_spark(get_spark(master), input_path, out_dir, options)
+            report = ingest_spark(get_spark(spark_master), input_path, out_dir, options)
         else:
             with tqdm(unit=" rows", unit_scale=True, desc="ingest", disable=None) as bar:
                 report = ingest(input_path, out_dir, options, progress=bar.update)
@@ -188,7 +178,7 @@ def ingest_cmd(
     type=click.IntRange(min=1),
     help="Most events in one session; the rest continues in a new session.",
 )
-@engine_options
+@engine_options("in this process, with DuckDB", "the same rows, written as Parquet directories")
 @click.option(
     "--memory-limit",
     default="2GB",
@@ -198,7 +188,7 @@ def ingest_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of a summary line.")
 def sessionize_cmd(
     events_path: Path, out_path: Path | None, gap_minutes: float, max_hours: float, max_events: int,
-    engine: str, master: str, memory_limit: str, as_json: bool,
+    engine: str, spark_master: str, memory_limit: str, as_json: bool,
 ) -> None:  # fmt: skip
     """Group events into sessions (inactivity gap, maximum duration, maximum events).
 
@@ -213,7 +203,7 @@ def sessionize_cmd(
     if engine == "spark":
         from clickintent.engines.spark import get_spark, sessionize_spark
 
-        report = sessionize_spark(get_spark(master), events_path, out, options)
+        report = sessionize_spark(get_spark(spark_master), events_path, out, options)
     else:
         report = sessionize(events_path, out, options)
     if as_json:

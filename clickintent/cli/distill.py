@@ -15,6 +15,7 @@ import click
 import pyarrow.parquet as pq
 
 from clickintent.cli.errors import StepInput, TaxonomyFile
+from clickintent.cli.options import engine_options
 from clickintent.cut import DEFAULT_PATTERN
 from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
 
@@ -175,14 +176,7 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
     default=None,
     help="Precomputed embeddings of SESSIONS (same bundle): skip the encoder.",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "spark"]),
-    default="local",
-    show_default=True,
-    help="local: stream in this process; spark: mapInArrow on a Spark cluster (a Parquet directory).",
-)
-@click.option("--spark-master", default="local[*]", show_default=True, help="Spark master for --engine spark.")
+@engine_options("stream in this process", "mapInArrow, written as a Parquet directory")
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions per chunk (bounds memory).")
 @click.option(
     "--device",
@@ -201,8 +195,8 @@ def label_cmd(sessions: Path, bundle: Path, out: Path, embeddings: Path | None, 
     t0 = time.perf_counter()
     try:
         if engine == "spark":
-            from clickintent.distill.label import label_spark
             from clickintent.engines.spark import get_spark
+            from clickintent.engines.spark_bundle import label_spark
 
             spark = get_spark(spark_master)
             label_spark(spark, sessions, bundle, out)

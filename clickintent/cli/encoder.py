@@ -1,7 +1,7 @@
 """CLI: `clickintent train` (self-supervised encoder -> bundle) and `clickintent embed` (sessions -> vectors).
 
-Both call plain functions in clickintent.encoder (train.train or distributed.train_distributed,
-embed.embed_file / embed.embed_spark) and end with a one-screen summary. Heavy imports happen inside the
+Both call plain functions (encoder.train.train or encoder.distributed.train_distributed, encoder.embed.embed_file
+or engines.spark_bundle.embed_spark) and end with a one-screen summary. Heavy imports happen inside the
 commands so `clickintent --help` stays fast.
 """
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from clickintent.cli.errors import StepInput
+from clickintent.cli.options import engine_options
 from clickintent.inputs import SESSIONS
 
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
@@ -127,11 +128,7 @@ def train_cmd(
 @click.argument("sessions", type=StepInput(SESSIONS, "embed"))
 @click.option("--bundle", required=True, type=click.Path(exists=True, path_type=Path), help="Model bundle.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="embeddings.parquet to write.")
-@click.option(
-    "--engine", type=click.Choice(["local", "spark"]), default="local", show_default=True,
-    help="local: stream in this process; spark: mapInArrow on a Spark cluster (writes a Parquet directory).",
-)  # fmt: skip
-@click.option("--spark-master", default="local[*]", show_default=True, help="Spark master for --engine spark.")
+@engine_options("stream in this process", "mapInArrow, written as a Parquet directory")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sessions per model call [default: 128 on CPU, 512 on a GPU].")  # fmt: skip
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions read per chunk (bounds memory).")
@@ -155,8 +152,8 @@ def embed_cmd(
         if engine == "spark":
             import time
 
-            from clickintent.encoder.embed import embed_spark
             from clickintent.engines.spark import get_spark
+            from clickintent.engines.spark_bundle import embed_spark
 
             t0 = time.perf_counter()
             spark = get_spark(spark_master)

@@ -2,16 +2,16 @@
 
 `label_file` streams a sessions.parquet chunk by chunk (bounded memory: one chunk of sessions and its
 vectors at a time), embeds each chunk with the bundle's encoder unless precomputed embeddings are given,
-and writes schema.LABELS rows with source `distilled`. `label_spark` does the same in Spark executors with
-`mapInArrow`, shipping the bundle once per SparkContext as `embed_spark` does. `Labeller` is the
-in-process object the service and the latency benchmark use. Left out: top-k output in the Parquet file.
+and writes schema.LABELS rows with source `distilled`. `Labeller` is the in-process object the service, the
+latency benchmark and the Spark job (`clickintent.engines.spark_bundle.label_spark`, which runs it on each
+executor) use. Left out: top-k output in the Parquet file.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ import torch
 from clickintent import schema
 from clickintent.bundle import Bundle, load_bundle
 from clickintent.distill.classifier import COMPONENT, IntentClassifier
-from clickintent.encoder.embed import Embedder, _executor_embedder, map_sessions, spark_inputs
+from clickintent.encoder.embed import Embedder
 
 SOURCE = "distilled"
 
@@ -125,45 +125,6 @@ def label_file(
         bar.close()
         tmp.unlink(missing_ok=True)
     return LabelStats(n, time.perf_counter() - t0, out)
-
-
-_EXECUTOR_CLASSIFIERS: dict[str, IntentClassifier] = {}  # per Python worker: load a classifier once
-
-
-def _executor_classifier(path: str) -> IntentClassifier:
-    # Module-level on purpose: cloudpickle ships a closure with a by-value copy of the globals it names, so a
-    # cache read from inside `run` would start empty in every task; a function of this module is shipped by
-    # reference and sees the worker's real module dict.
-    if path not in _EXECUTOR_CLASSIFIERS:
-        _EXECUTOR_CLASSIFIERS[path] = IntentClassifier.from_bundle(path)
-    return _EXECUTOR_CLASSIFIERS[path]
-
-
-def label_spark(
-    spark: Any,
-    sessions: str | Path | Any,
-    bundle: str | Path,
-    out: str | Path | None = None,
-    *,
-    batch_size: int | None = None,
-    text_cache: str | Path | None = None,
-) -> Any:
-    """Label with Spark (mapInArrow); returns the DataFrame and writes a Parquet directory at `out` if given."""
-    b, name, cache, df = spark_inputs(spark, sessions, bundle, text_cache)
-    IntentClassifier.from_bundle(b)  # fail on the driver, not in every executor
-    version = str(b.component(COMPONENT).get("taxonomy_version", ""))
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import SparkFiles
-
-        path = SparkFiles.get(name)
-        labeller = Labeller(_executor_embedder(path, cache, batch_size), _executor_classifier(path), version)
-        for rb in batches:
-            if rb.num_rows:
-                yield labeller.labels_batch(rb)
-
-    ddl = "session_id string, intent string, confidence float, source string, taxonomy_version string"
-    return map_sessions(df, run, ddl, out)
 
 
 def latency(

@@ -1,8 +1,8 @@
 """The session encoder (issue 4): featurizer, model, self-supervised training and batch embedding.
 
 Import from the submodules: `model` (config + network), `features` (events -> tensors), `objectives`,
-`train`, `embed` (`Embedder`, `embed_file`, `embed_spark`), `text` (MiniLM vectors + disk cache), `io`
-(bundle read/write), `toy` (tiny sessions for tests and benchmarks).
+`train`, `embed` (`Embedder`, `embed_file`; the Spark job is `clickintent.engines.spark_bundle`), `text`
+(MiniLM vectors + disk cache), `io` (bundle read/write), `toy` (tiny sessions for tests and benchmarks).
 
 One process-wide setting happens here, before torch is imported: GNU OpenMP's default wait policy made
 torch's two-thread element-wise ops 10-50x slower whenever another process shared the two cores of the

@@ -1,21 +1,19 @@
-"""Session embeddings from a bundle: in-process (batch and one session at a time) and on Spark.
+"""Session embeddings from a bundle, in this process: a batch, a file, or one session at a time.
 
 `Embedder` is what the service and later steps call: `Embedder.from_bundle(dir)`, then `embed_one(events)`
 for one session, `embed_sessions(table)` for an Arrow table, or `embed_file(...)` to stream a
 sessions.parquet into embeddings.parquet in chunks with bounded memory. Within a chunk, sessions are
-sorted by length and each batch is padded only to its longest session. `embed_spark` runs the same
-`Embedder` inside `mapInArrow` on each executor, with the bundle shipped by `SparkContext.addFile`, so both
-engines give the same vectors. What it leaves out: ONNX/quantised inference, GPU batching across chunks.
+sorted by length and each batch is padded only to its longest session. The Spark job
+(`clickintent.engines.spark_bundle.embed_spark`) runs this same `Embedder` on each executor, so both engines
+give the same vectors. What it leaves out: ONNX/quantised inference, GPU batching across chunks.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import torch
 
-from clickintent.bundle import Bundle, load_bundle
+from clickintent.bundle import Bundle
 from clickintent.encoder.features import EventFrame, Featurizer, Vocab, collate
 from clickintent.encoder.io import load_encoder
 from clickintent.encoder.model import SessionEncoder
@@ -182,83 +180,3 @@ def embed_file(
         tmp.unlink(missing_ok=True)
     return EmbedStats(n, time.perf_counter() - t0, out)
 
-
-# --- Spark ------------------------------------------------------------------------------------------
-
-_EXECUTOR_EMBEDDERS: dict[tuple[str, str], Embedder] = {}  # per Python worker: load a bundle once
-_SHIPPED: dict[tuple[int, str], str] = {}  # (SparkContext id, bundle version) -> shipped name
-
-
-def _executor_embedder(path: str, text_cache: str, batch_size: int | None) -> Embedder:
-    key = (path, text_cache)
-    if key not in _EXECUTOR_EMBEDDERS:
-        torch.set_num_threads(1)  # one Python worker per core already
-        _EXECUTOR_EMBEDDERS[key] = Embedder.from_bundle(path, "cpu", text_cache, batch_size)
-    return _EXECUTOR_EMBEDDERS[key]
-
-
-def ship_bundle(spark: Any, bundle: Bundle) -> str:
-    """Ship the bundle to every executor as a zip archive (once per SparkContext); returns its SparkFiles name."""
-    sc = spark.sparkContext
-    key = (id(sc), bundle.version)
-    if key not in _SHIPPED:
-        # One zip, added as an archive: executors get it unpacked under SparkFiles.get(<zip name>). A
-        # directory added as a file works in local mode only (UNSUPPORTED_ADD_FILE.LOCAL_DIRECTORY).
-        name = f"clickintent-bundle-{bundle.version}"
-        stage = Path(tempfile.mkdtemp(prefix="clickintent-ship-"))
-        archive = shutil.make_archive(str(stage / name), "zip", root_dir=bundle.path)
-        sc.addArchive(archive)
-        _SHIPPED[key] = Path(archive).name
-    return _SHIPPED[key]
-
-
-def embed_spark(
-    spark: Any,
-    sessions: str | Path | Any,
-    bundle: str | Path,
-    out: str | Path | None = None,
-    *,
-    batch_size: int | None = None,
-    text_cache: str | Path | None = None,
-) -> Any:
-    """Embed with Spark: returns the DataFrame (session_id, embedding, model_version), and writes it as a
-    Parquet directory at `out` when given. `sessions` is a path or a DataFrame with the SESSIONS columns.
-
-    Uses `mapInArrow` (Arrow batches in, Arrow batches out): the same mechanism as `mapInPandas`
-    without a round trip of the nested `events` column through pandas objects.
-    """
-    _, name, cache, df = spark_inputs(spark, sessions, bundle, text_cache)
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        from pyspark import SparkFiles
-
-        embedder = _executor_embedder(SparkFiles.get(name), cache, batch_size)
-        for rb in batches:
-            if rb.num_rows:
-                yield embedder.embeddings_batch(rb)
-
-    return map_sessions(df, run, "session_id string, embedding array<float>, model_version string", out)
-
-
-def spark_inputs(
-    spark: Any, sessions: str | Path | Any, bundle: str | Path, text_cache: str | Path | None
-) -> tuple[Bundle, str, str, Any]:
-    """What every bundle-on-Spark job needs: (the bundle verified on the driver, its SparkFiles name once
-    shipped, the text-cache path executors use, the sessions DataFrame)."""
-    from clickintent.encoder.text import default_cache_dir
-    from clickintent.engines.spark import require_pyspark
-
-    require_pyspark()
-    b = load_bundle(bundle)  # verify on the driver before shipping
-    name = ship_bundle(spark, b)
-    cache = str(text_cache or default_cache_dir())
-    df = spark.read.parquet(str(sessions)) if isinstance(sessions, str | Path) else sessions
-    return b, name, cache, df
-
-
-def map_sessions(df: Any, run: Any, ddl: str, out: str | Path | None) -> Any:
-    """`run` over (session_id, events) Arrow batches with mapInArrow; written as Parquet at `out` if given."""
-    result = df.select("session_id", "events").mapInArrow(run, ddl)
-    if out is not None:
-        result.write.mode("overwrite").parquet(str(out))
-    return result

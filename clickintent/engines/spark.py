@@ -1,8 +1,8 @@
-"""PySpark engine: the distributed path for ingest and sessionize (and, later, batch embed/label).
+"""PySpark engine: the SparkSession, and the distributed path for ingest and sessionize.
 
 `get_spark` builds (or reuses) a SparkSession. For local masters it binds the driver to 127.0.0.1: on
 machines with several interfaces Spark otherwise binds to a non-loopback address. PySpark is the `spark`
-extra; a missing one fails with the exact pip command.
+extra; a missing one fails with the exact pip command. Embed and label on Spark are `engines/spark_bundle.py`.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def ingest_spark(
             shutil.rmtree(out / name, ignore_errors=True)
         raise IngestError(
             f"{path}: Spark read {report.rows_in:,} records where the file has {report.counted - header:,} lines "
-            "of data (quoted values spanning lines?); run ingest with --engine duckdb, which reads them"
+            "of data (quoted values spanning lines?); run ingest with --engine local (DuckDB), which reads them"
         )
     # As on DuckDB: a run that keeps nothing fails with its main reason, examples and the fix.
     examples = Examples(options.mapping)
