@@ -20,13 +20,18 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from clickintent.distill.report import DistillReport
+from clickintent.run import RunLayout
+
 
 def goals(out: Path) -> dict[str, Any]:
-    ev = json.loads((out / "evaluation.json").read_text())
-    dist = json.loads((out / "distill.json").read_text())
+    run = RunLayout.demo(out)
+    ev = json.loads(run.evaluation.read_text())
+    dist = DistillReport.load(run.distill_report)
     res: dict[str, Any] = {"embedding_gain": {}, "distill": {}, "speed": {}}
     for task in ("tile ranking", "conversion"):
         t = ev["tasks"].get(task, {})
@@ -40,24 +45,24 @@ def goals(out: Path) -> dict[str, Any]:
             "ceiling": t.get("ceiling", {}).get("log_loss_gain"), "ceiling_share": emb.get("ceiling_share"),
             "oracle_share": t["feature_sets"].get("+ true intent (oracle)", {}).get("ceiling_share"),
         }  # fmt: skip
-    t = dist.get("truth") or {}
+    t = dist.truth
     res["distill"] = {
-        "llm_accuracy": t.get("llm_accuracy"),
-        "distilled_accuracy": t.get("distilled_accuracy"),
-        "drop": t.get("drop"),
-        "goal_drop_at_most_7pct": t.get("drop") is not None and t["drop"] <= 0.07,
-        "held_out_sessions": t.get("sessions"),
-        "agreement": dist["agreement"],
+        "llm_accuracy": t.llm_accuracy if t else None,
+        "distilled_accuracy": t.distilled_accuracy if t else None,
+        "drop": t.drop if t else None,
+        "goal_drop_at_most_7pct": t is not None and t.drop is not None and t.drop <= 0.07,
+        "held_out_sessions": t.sessions if t else None,
+        "agreement": asdict(dist.agreement),
     }
-    lat = dist.get("latency_s", {})
+    lat = dist.latency_s
     res["speed"] = {
-        "llm_s_per_label": dist.get("llm_latency_s"),
-        "distilled_s_one_at_a_time_p50": lat.get("p50"),
-        "distilled_s_per_session_in_batch": lat.get("batch_per_session"),
-        "speedup_one_at_a_time": dist.get("speedup"),
-        "speedup_batch": dist.get("speedup_batch"),
-        "goal_10000x_one_at_a_time": (dist.get("speedup") or 0) >= 10_000,
-        "goal_10000x_batch": (dist.get("speedup_batch") or 0) >= 10_000,
+        "llm_s_per_label": dist.llm_latency_s,
+        "distilled_s_one_at_a_time_p50": lat.p50 if lat else None,
+        "distilled_s_per_session_in_batch": lat.batch_per_session if lat else None,
+        "speedup_one_at_a_time": dist.speedup,
+        "speedup_batch": dist.speedup_batch,
+        "goal_10000x_one_at_a_time": (dist.speedup or 0) >= 10_000,
+        "goal_10000x_batch": (dist.speedup_batch or 0) >= 10_000,
     }
     return res
 
@@ -77,7 +82,7 @@ def main() -> int:
         record["demo_command"] = " ".join(cmd[2:])
         record["uptime_after"] = os.popen("uptime").read().strip()
     record["goals"] = goals(args.out)
-    (args.out / "bench_demo.json").write_text(json.dumps(record, indent=2) + "\n")
+    RunLayout.demo(args.out).summary.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
     return 0
 

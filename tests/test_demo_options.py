@@ -25,3 +25,19 @@ def test_the_llm_options_reach_every_llm_step() -> None:
     assert len(llm_steps) == 3 and all(" ".join(backend) in " ".join(args) for args in llm_steps)
     others = [args for _, args, _ in steps if args[0] != "taxonomy"]
     assert not any(a in ("--llm", "--llm-base-url", "--llm-model") for args in others for a in args)
+
+
+def test_no_cli_module_imports_the_cli_package_back() -> None:
+    """clickintent.cli imports every command module; none may import clickintent.cli (the demo once did, inside
+    a function, to run its steps: an import cycle). Function-level imports count."""
+    import ast
+
+    import clickintent.cli as cli
+
+    for path in Path(cli.__file__).parent.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text())
+        names = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        names |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert "clickintent.cli" not in names, f"{path.name} imports clickintent.cli"

@@ -84,20 +84,51 @@ def test_distill_reports_agreement_and_truth_drop() -> None:
     visitors = {s: f"v{i // 3}" for i, s in enumerate(ids)}
     truth = {s: f"intent-{t}" for s, t in zip(ids, y, strict=True)}
     _, rep = distill(_emb_table(ids, X), labels, visitors, true_intents=truth)
-    assert sum(rep["split"].values()) == 900
-    assert 0.6 < rep["agreement"]["accuracy"] <= 1
-    t = rep["truth"]
-    assert t["llm_accuracy"] == pytest.approx(0.8, abs=0.08)
+    assert rep.split.train + rep.split.validation + rep.split.test == 900
+    assert 0.6 < rep.agreement.accuracy <= 1
+    t = rep.truth
+    assert t is not None
+    assert t.llm_accuracy == pytest.approx(0.8, abs=0.08)
     # learning from noisy labels on clean clusters: the distilled labels lose nothing here
-    assert t["distilled_accuracy"] >= t["llm_accuracy"] - 0.05
-    assert t["drop"] == pytest.approx(1 - t["distilled_accuracy"] / t["llm_accuracy"])
+    assert t.distilled_accuracy >= t.llm_accuracy - 0.05
+    assert t.drop == pytest.approx(1 - t.distilled_accuracy / t.llm_accuracy)
     # cross-fitted: every labelled session with a true intent is scored once, out of fold
-    assert t["sessions"] + t["skipped"] == 900 and t["skipped"] == 0
-    assert rep["C"] in (0.1, 1.0, 10.0, 100.0)  # picked on the validation split
+    assert t.sessions + t.skipped == 900 and t.skipped == 0
+    assert rep.C in (0.1, 1.0, 10.0, 100.0)  # picked on the validation split
     _, fixed = distill(_emb_table(ids, X), labels, visitors, C=0.5)
-    assert fixed["C"] == 0.5
+    assert fixed.C == 0.5
     with pytest.raises(ValueError, match="at least 20"):
         distill(_emb_table(ids[:5], X[:5]), labels, visitors)
+
+
+def test_distill_report_round_trips_through_json_and_reads_an_old_file(tmp_path: Path) -> None:
+    """distill() returns the whole typed report; its JSON reads back equal, and a distill.json written by the
+    CLI before the report was typed (a plain dict, no cost when the LLM left no usage file) still reads."""
+    from clickintent.distill.report import DistillReport
+
+    X, y = blobs(300, seed=5)
+    ids = [f"s{i}" for i in range(300)]
+    visitors = {s: f"v{i // 3}" for i, s in enumerate(ids)}
+    labels = pa.table({"session_id": ids, "intent": y, "confidence": pa.array([1.0] * 300, pa.float32()),
+                       "source": ["llm"] * 300, "taxonomy_version": ["v"] * 300}, schema=schema.LABELS)  # fmt: skip
+    _, rep = distill(_emb_table(ids, X), labels, visitors, true_intents=dict(zip(ids, y, strict=True)))
+    assert isinstance(rep, DistillReport) and rep.truth is not None and rep.reliability
+    assert sum(b.n for b in rep.reliability) == rep.split.test
+    assert rep.latency_s is None and rep.speedup is None  # cost needs the encoder: with_cost
+    lat = {"p50": 0.002, "p99": 0.004, "mean": 0.0025, "n": 200, "batch_per_session": 0.0001,
+           "batch_sessions": 300, "threads": 1}  # fmt: skip
+    full = rep.with_cost(lat, 0.5)
+    assert full.speedup == pytest.approx(250) and full.speedup_batch == pytest.approx(5000)
+    assert rep.with_cost(lat, None).speedup is None
+    back = DistillReport.load(full.save(tmp_path / "distill.json"))
+    assert back == full
+    old = json.loads(full.to_json())
+    for key in ("llm_latency_s", "speedup", "speedup_batch"):
+        del old[key]  # an old file without LLM usage had none of these keys
+    del old["truth"]["folds"], old["latency_s"]["threads"]  # nor these, before issues 12-14
+    read = DistillReport.from_dict(old | {"future_key": 1})
+    assert read.truth is not None and read.truth.folds == 5 and read.speedup is None
+    assert read.extra == {"future_key": 1} and json.loads(read.to_json())["future_key"] == 1
 
 
 def test_distill_survives_a_label_only_held_out_sessions_carry() -> None:
@@ -114,8 +145,8 @@ def test_distill_survives_a_label_only_held_out_sessions_carry() -> None:
     labels = pa.table({"session_id": ids, "intent": y, "confidence": pa.array([1.0] * 300, pa.float32()),
                        "source": ["llm"] * 300, "taxonomy_version": ["v"] * 300}, schema=schema.LABELS)  # fmt: skip
     _, rep = distill(_emb_table(ids, X), labels, visitors, seed=0)
-    assert rep["test_labels_unseen_in_training"] == ["rare"]
-    assert "rare" not in rep["classes"] and rep["agreement"]["accuracy"] < 1
+    assert rep.test_labels_unseen_in_training == ["rare"]
+    assert "rare" not in rep.classes and rep.agreement.accuracy < 1
 
 
 def _session(sid: str, pages: list[str]) -> dict[str, object]:

@@ -1,7 +1,8 @@
 """The `clickintent` command line: one subcommand per arrow of the flow in docs/ARCHITECTURE.md.
 
-Each subcommand lives in its own small module here and calls a plain Python function, so everything the
-CLI does can also be done from Python.
+Each command (group) lives in a small module here named after it (`report` in report.py, `cut` in
+cut.py, `taxonomy build|label` in taxonomy.py) and calls a plain Python function, so everything the CLI
+does can also be done from Python.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import logging
 import click
 
 from clickintent import __version__
+from clickintent.cli.cut import cut_cmd
 from clickintent.cli.data import ingest_cmd, sessionize_cmd
-from clickintent.cli.demo import demo_cmd, report_cmd
-from clickintent.cli.distill import cut_cmd, distill_cmd, label_cmd
+from clickintent.cli.demo import demo_cmd
+from clickintent.cli.distill import distill_cmd
 from clickintent.cli.encoder import embed_cmd, train_cmd
 from clickintent.cli.errors import MainGroup
 from clickintent.cli.evaluate import evaluate_cmd, split_cmd
+from clickintent.cli.label import label_cmd
+from clickintent.cli.report import report_cmd
 from clickintent.cli.serve import serve_cmd
 from clickintent.cli.simulate import simulate_cmd
 from clickintent.cli.taxonomy import taxonomy_group

@@ -1,8 +1,9 @@
-"""CLI: `clickintent demo` (every step on a simulated world) and `clickintent report`.
+"""CLI: `clickintent demo`: every step on a simulated world, then the report.
 
 The demo is a script of the very commands a user would type, each printed before it runs, so its
-output doubles as a tutorial. Steps whose outputs already exist are reused (the LLM answer cache and
-the text-vector cache make the LLM and text steps cheap on a second run); `--fresh` starts over.
+output doubles as a tutorial. Where each output lies is `clickintent.run.RunLayout.demo`. Steps whose
+outputs already exist are reused (the LLM answer cache and the text-vector cache make the LLM and text
+steps cheap on a second run); `--fresh` starts over.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from pathlib import Path
 
 import click
 
-from clickintent.report import write_report
+from clickintent.distill.report import DistillReport
+from clickintent.report import write_run_report
+from clickintent.run import RunLayout
 
 
 def _run(args: list[str], outputs: list[Path], reuse: bool) -> float:
-    """Run one clickintent command in this process; skip it when reusing and its outputs exist."""
-    from clickintent.cli import main
-
+    """Run one clickintent command in this process; skip it when reusing and its outputs exist. The command
+    group is the one `demo` was called from (no import of clickintent.cli, which imports this module)."""
+    main = click.get_current_context().find_root().command
     line = "clickintent " + shlex.join(args)
     if reuse and outputs and all(p.exists() for p in outputs):
         click.secho(f"\n$ {line}   # outputs exist, reused", fg="cyan")
@@ -41,21 +44,17 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
     """The demo as (step name, clickintent arguments, outputs that let a re-run skip it). Every learner
     (train, taxonomy build, the LLM labels the distiller learns from) reads split/learn-visits.parquet;
     only the comparisons' LLM labels come from split/eval-visits.parquet (tests/test_protocol.py checks it)."""
-    sim, data, bundle, split = out_dir / "sim", out_dir / "data", out_dir / "bundle", out_dir / "split"
-    sessions, visits = data / "sessions.parquet", data / "visits.parquet"
-    learn, evaluation_visits = split / "learn-visits.parquet", split / "eval-visits.parquet"
-    embeddings = data / "embeddings.parquet"
-    taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels-llm.parquet"
-    compare = out_dir / "labels-llm-compare.parquet"
-    distilled, distill_json = out_dir / "labels-distilled.parquet", out_dir / "distill.json"
-    evaluation = out_dir / "evaluation.json"
-    cache = out_dir / "llm-cache.sqlite"
+    run = RunLayout.demo(out_dir)
+    sim, data, bundle, split, sessions, visits = run.sim, run.data, run.bundle, run.split, run.sessions, run.visits
+    learn, evaluation_visits, embeddings = run.learn_visits, run.eval_visits, run.embeddings
+    taxonomy, labels, compare, distilled = run.taxonomy, run.llm_labels, run.compare_labels, run.distilled
+    distill_json, evaluation, cache = run.distill_report, run.evaluation, run.llm_cache
     llm = ["--llm-cache", str(cache), "--llm-threads", str(llm_threads), *llm_backend]
     steps: list[tuple[str, list[str], list[Path]]] = [
         ("simulate", ["simulate", "--visitors", str(visitors), "--days", str(days), "--seed", str(seed),
                       "--signal", str(signal), "--out", str(sim)], [sim / "events.parquet"]),
-        ("ingest", ["ingest", str(sim / "events.parquet"), "--out", str(data)], [data / "events.parquet"]),
-        ("sessionize", ["sessionize", str(data / "events.parquet"), "--out", str(sessions)], [sessions]),
+        ("ingest", ["ingest", str(sim / "events.parquet"), "--out", str(data)], [run.events]),
+        ("sessionize", ["sessionize", str(run.events), "--out", str(sessions)], [sessions]),
         ("cut", ["cut", str(sessions), "--out", str(visits)], [visits]),
         ("split", ["split", str(visits), "--sim", str(sim), "--out", str(split), "--seed", str(seed)], [learn]),
         ("train", ["train", str(learn), "--out", str(bundle), "--max-minutes", str(train_minutes),
@@ -183,25 +182,18 @@ def demo_cmd(out_dir: Path, visitors: int, days: int, seed: int, signal: float, 
     steps = demo_steps(out_dir, visitors=visitors, days=days, seed=seed, signal=signal, train_minutes=train_minutes,
                        label_sample=label_sample, compare_sample=compare_sample, llm_threads=llm_threads,
                        max_labels=max_labels, bootstrap=bootstrap, llm_backend=backend)
-    sim, data = out_dir / "sim", out_dir / "data"
-    visits, embeddings = data / "visits.parquet", data / "embeddings.parquet"
-    taxonomy, labels = out_dir / "taxonomy.json", out_dir / "labels-llm.parquet"
-    distilled, distill_json = out_dir / "labels-distilled.parquet", out_dir / "distill.json"
-    evaluation = out_dir / "evaluation.json"
+    run = RunLayout.demo(out_dir)
     timings = []
     started = time.perf_counter()
     for name, args, outputs in steps:
         timings.append((name, _run(args, outputs, reuse)))
     t0 = time.perf_counter()
-    report = write_report(data, out_dir / "report.html", sim_dir=sim, taxonomy=taxonomy, labels=labels,
-                          sessions=visits, embeddings=embeddings, distilled=distilled, distill_json=distill_json,
-                          evaluation=evaluation)
+    report = write_run_report(run, sim_dir=run.sim)
     timings.append(("report", time.perf_counter() - t0))
-    _summary(timings, time.perf_counter() - started, evaluation, distill_json, report)
+    _summary(timings, time.perf_counter() - started, run, report)
 
 
-def _summary(timings: list[tuple[str, float]], total: float, evaluation: Path, distill_json: Path,
-             report: Path) -> None:
+def _summary(timings: list[tuple[str, float]], total: float, run: RunLayout, report: Path) -> None:
     import json
 
     from clickintent.cli.evaluate import headline_table
@@ -211,62 +203,15 @@ def _summary(timings: list[tuple[str, float]], total: float, evaluation: Path, d
         click.echo(f"  {name:16s} {'reused' if seconds == 0 else f'{seconds:7.1f} s'}")
     click.echo("  (the evaluation's protocol and how to read its figures: docs/EVALUATION.md)")
     click.echo(f"  {'total':16s} {total:7.1f} s")
-    if distill_json.exists():
-        d = json.loads(distill_json.read_text())
-        t = d.get("truth") or {}
-        line = f"\ndistilled labeller: agreement with the LLM {d['agreement']['accuracy']:.1%} (held out)"
-        if t.get("drop") is not None:
-            line += f"; accuracy vs truth LLM {t['llm_accuracy']:.1%}, distilled {t['distilled_accuracy']:.1%}"
-        if d.get("speedup"):
-            line += f"; {d['speedup']:,.0f}x faster than the LLM"
+    if run.distill_report.exists():
+        d = DistillReport.load(run.distill_report)
+        line = f"\ndistilled labeller: agreement with the LLM {d.agreement.accuracy:.1%} (held out)"
+        if d.truth and d.truth.drop is not None:
+            line += f"; accuracy vs truth LLM {d.truth.llm_accuracy:.1%}, distilled {d.truth.distilled_accuracy:.1%}"
+        if d.speedup:
+            line += f"; {d.speedup:,.0f}x faster than the LLM"
         click.echo(line)
-    if evaluation.exists():
-        for line in headline_table(json.loads(evaluation.read_text())):
+    if run.evaluation.exists():
+        for line in headline_table(json.loads(run.evaluation.read_text())):
             click.echo(line)
     click.secho(f"\nreport: {report}  (open it in a browser)", bold=True)
-
-
-@click.command("report")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--sim",
-    "sim_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="The simulator's output directory, for the ground-truth sections (default: RUN_DIR/sim if any).",
-)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="HTML file to write. Default: RUN_DIR/report.html.",
-)
-def report_cmd(run_dir: Path, sim_dir: Path | None, out: Path | None) -> None:
-    """Write one self-contained HTML page about the outputs in RUN_DIR.
-
-    RUN_DIR is either a `clickintent demo` output directory (data/, taxonomy.json, labels-llm.parquet,
-    labels-distilled.parquet, distill.json, evaluation.json) or a directory holding ingest_report.json,
-    sessions.parquet and whichever of embeddings.parquet, taxonomy.json, labels.parquet, distill.json and
-    evaluation.json exist. Missing parts are listed as not available.
-    """
-    out = out or run_dir / "report.html"
-    known = ("ingest_report.json", "sessions.parquet", "embeddings.parquet", "taxonomy.json", "labels.parquet",
-             "evaluation.json", "data/ingest_report.json")
-    if not any((run_dir / name).exists() for name in known):
-        raise click.ClickException(
-            f"{run_dir} holds no clickintent outputs (none of {', '.join(known[:6])}); give the folder of a run: "
-            "what `clickintent demo --out DIR` wrote, or one holding ingest_report.json and sessions.parquet"
-        )
-    if (run_dir / "data" / "ingest_report.json").exists():  # the demo's layout
-        data = run_dir / "data"
-        sim_dir = sim_dir or ((run_dir / "sim") if (run_dir / "sim" / "truth").exists() else None)
-        visits = data / "visits.parquet"
-        path = write_report(
-            data, out, sim_dir=sim_dir, taxonomy=run_dir / "taxonomy.json", labels=run_dir / "labels-llm.parquet",
-            sessions=visits if visits.exists() else None, embeddings=data / "embeddings.parquet",
-            distilled=run_dir / "labels-distilled.parquet", distill_json=run_dir / "distill.json",
-            evaluation=run_dir / "evaluation.json",
-        )
-    else:
-        path = write_report(run_dir, out, sim_dir=sim_dir)
-    click.echo(f"wrote {path}")

@@ -12,6 +12,7 @@ accuracy(LLM). A 20% hold-out of a few hundred LLM labels leaves a few dozen ses
 too few to read a drop from, so this comparison is cross-fitted: the labelled sessions are cut into
 `TRUTH_FOLDS` folds by visitor, and each fold is scored with a classifier (and a map) fitted on the other
 folds, so every labelled session with a true intent counts once, never seen by the model that labels it.
+Returns a typed `DistillReport` (report.py); its cost part is filled in by `DistillReport.with_cost`.
 Left out: class weights.
 """
 
@@ -20,12 +21,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from clickintent.distill.classifier import IntentClassifier, expected_calibration_error, reliability
+from clickintent.distill.report import Agreement, Calibration, DistillReport, ReliabilityBin, Split, TruthScore
 
 
 def visitor_split(visitors: list[str], seed: int) -> np.ndarray:
@@ -74,8 +75,9 @@ def distill(
     true_intents: Mapping[str, str] | None = None,
     C: float | None = None,
     seed: int = 0,
-) -> tuple[IntentClassifier, dict[str, Any]]:
-    """(fitted classifier, report) from embeddings and LLM labels joined on session id."""
+) -> tuple[IntentClassifier, DistillReport]:
+    """(fitted classifier, report) from embeddings and LLM labels joined on session id. The report's
+    cost fields stay empty: they need the encoder (`DistillReport.with_cost`)."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
     emb_ids = embeddings.column("session_id").to_pylist()
@@ -104,36 +106,37 @@ def distill(
     yi = np.array([index.get(c, -1) for c in y_te])
     probs = clf.predict_proba(X[te])
     raw = IntentClassifier.softmax_logits(clf.logits(X[te]))
-    report: dict[str, Any] = {
-        "labelled_sessions": len(ids),
-        "split": {"train": len(tr), "validation": len(va), "test": len(te)},
-        "classes": clf.classes_,
-        "C": clf.C,
-        "temperature": clf.temperature_,
-        "threshold": clf.threshold_,
-        "agreement": {
-            "accuracy": float(np.mean([p == t for p, t in zip(pred, y_te, strict=True)])),
-            "macro_f1": float(f1_score(y_te, pred, average="macro", zero_division=0)),
-            "cohen_kappa": float(cohen_kappa_score(y_te, pred)),
-        },
-        "ece": {
-            "uncalibrated": expected_calibration_error(raw, yi),
-            "calibrated": expected_calibration_error(probs, yi),
-        },
-        # held-out sessions, the LLM's label as the answer (the distiller's target)
-        "reliability": reliability(probs, yi),
-        "other_share_test": float(np.mean([p == clf.other for p in pred])),
-        "test_labels_unseen_in_training": sorted({c for c in y_te if c not in index}),
-    }
+    truth = None
     if true_intents:
-        report["truth"] = _truth_cross_fitted(X, y, [true_intents.get(s) for s in ids],
-                                              [visitors.get(s, s) for s in ids], C, seed)  # fmt: skip
+        truth = _truth_cross_fitted(X, y, [true_intents.get(s) for s in ids], [visitors.get(s, s) for s in ids],
+                                    C, seed)  # fmt: skip
+    report = DistillReport(
+        labelled_sessions=len(ids),
+        split=Split(train=len(tr), validation=len(va), test=len(te)),
+        classes=list(clf.classes_),
+        C=clf.C,
+        temperature=clf.temperature_,
+        threshold=clf.threshold_,
+        agreement=Agreement(
+            accuracy=float(np.mean([p == t for p, t in zip(pred, y_te, strict=True)])),
+            macro_f1=float(f1_score(y_te, pred, average="macro", zero_division=0)),
+            cohen_kappa=float(cohen_kappa_score(y_te, pred)),
+        ),
+        ece=Calibration(
+            uncalibrated=expected_calibration_error(raw, yi), calibrated=expected_calibration_error(probs, yi)
+        ),
+        # held-out sessions, the LLM's label as the answer (the distiller's target)
+        reliability=[ReliabilityBin(**b) for b in reliability(probs, yi)],  # type: ignore[arg-type]
+        other_share_test=float(np.mean([p == clf.other for p in pred])),
+        test_labels_unseen_in_training=sorted({c for c in y_te if c not in index}),
+        truth=truth,
+    )
     return clf, report
 
 
 def _truth_cross_fitted(
     X: np.ndarray, y: list[str], truth: list[str | None], visitors: list[str], C: float | None, seed: int
-) -> dict[str, Any]:
+) -> TruthScore:
     """LLM and distilled accuracy against the true intents, every labelled session scored out of fold."""
     fold = fold_of(visitors, seed, TRUTH_FOLDS)
     inner = visitor_split(visitors, seed + 1) == 1  # the other folds' validation share (~20%)
@@ -153,12 +156,5 @@ def _truth_cross_fitted(
         n += len(test)
     acc_llm = hits_llm / n if n else 0.0
     acc_dis = hits_dis / n if n else 0.0
-    return {
-        "sessions": n,
-        "folds": TRUTH_FOLDS,
-        "skipped": skipped,
-        "llm_accuracy": acc_llm,
-        "distilled_accuracy": acc_dis,
-        "drop": 1 - acc_dis / acc_llm if acc_llm else None,
-        "mapping": many_to_one(y, truth),
-    }
+    return TruthScore(sessions=n, folds=TRUTH_FOLDS, skipped=skipped, llm_accuracy=acc_llm, distilled_accuracy=acc_dis,
+                      drop=1 - acc_dis / acc_llm if acc_llm else None, mapping=many_to_one(y, truth))

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from clickintent.distill.report import DistillReport
 from clickintent.report.html import Section, esc, pct, pct_ci
 from clickintent.report.html import cap as _cap
 from clickintent.report.results import gain_figure
@@ -45,7 +46,7 @@ def task_sentence(task: str, part: dict[str, Any]) -> str:
     return text + "."
 
 
-def label_sentences(shares: dict[str, float], names: dict[str, str], distill: dict[str, Any] | None,
+def label_sentences(shares: dict[str, float], names: dict[str, str], distill: DistillReport | None,
                     llm_usage: dict[str, Any] | None) -> list[str]:
     out = []
     top = sorted(shares.items(), key=lambda kv: -kv[1])[:5]
@@ -53,22 +54,21 @@ def label_sentences(shares: dict[str, float], names: dict[str, str], distill: di
         out.append("<b>What visitors came for:</b> " + ", ".join(
             f"{esc(names.get(k, k))} ({pct(v)})" for k, v in top) + ".")
     if distill:
-        a = distill["agreement"]
+        a = distill.agreement
         text = (f"<b>How well the labels hold up:</b> the distilled labeller agrees with the LLM on "
-                f"{pct(a['accuracy'])} of held-out visits (Cohen's kappa {a['cohen_kappa']:.2f})")
-        t = distill.get("truth")
+                f"{pct(a.accuracy)} of held-out visits (Cohen's kappa {a.cohen_kappa:.2f})")
+        t = distill.truth
         if t:
-            text += (f"; against the simulated truth the LLM's labels are right for {pct(t['llm_accuracy'])} of "
-                     f"visits and the distilled ones for {pct(t['distilled_accuracy'])}")
+            text += (f"; against the simulated truth the LLM's labels are right for {pct(t.llm_accuracy)} of "
+                     f"visits and the distilled ones for {pct(t.distilled_accuracy)}")
         out.append(text + ".")
     cost = []
     if llm_usage and llm_usage.get("seconds_per_label"):
         cost.append(f"an LLM label costs {llm_usage['seconds_per_label']:.2f} s ({esc(llm_usage.get('backend', ''))} "
                     f"model, {llm_usage.get('tokens', 0) / max(llm_usage.get('sessions', 1), 1):,.0f} tokens)")
-    if distill and distill.get("latency_s"):
-        lat = distill["latency_s"]
-        cost.append(f"a distilled label {lat['p50'] * 1e3:.1f} ms one visit at a time"
-                    + (f", {distill['speedup']:,.0f}x faster" if distill.get("speedup") else ""))
+    if distill and distill.latency_s:
+        cost.append(f"a distilled label {distill.latency_s.p50 * 1e3:.1f} ms one visit at a time"
+                    + (f", {distill.speedup:,.0f}x faster" if distill.speedup else ""))
     if cost:
         out.append("<b>Cost per label:</b> " + "; ".join(cost) + ".")
     return out
@@ -90,7 +90,7 @@ def answers_section(evaluation: Path, distill: Path, llm_usage: Path, shares: di
             elif task in res.get("not_applicable", {}):
                 items.append(f"<b>{esc(_cap(task))}: not measured here</b> "
                              f"({esc(res['not_applicable'][task])}).")
-    d = json.loads(distill.read_text()) if distill.exists() else None
+    d = DistillReport.load(distill) if distill.exists() else None
     usage = json.loads(llm_usage.read_text()) if llm_usage.exists() else None
     items += label_sentences(shares, names, d, usage)
     simulated = res is not None and res.get("simulated")

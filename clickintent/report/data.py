@@ -14,8 +14,7 @@ import pyarrow.parquet as pq
 from clickintent.report.html import Section, esc, not_available, table
 
 
-def ingest_section(run_dir: Path) -> Section:
-    path = run_dir / "ingest_report.json"
+def ingest_section(path: Path) -> Section:
     if not path.exists():
         return Section("Data", not_available("Ingest report", f"no {path.name}"))
     rep = json.loads(path.read_text())
@@ -36,8 +35,7 @@ def ingest_section(run_dir: Path) -> Section:
     return Section("Data", body)
 
 
-def sessions_section(run_dir: Path) -> Section:
-    path = run_dir / "sessions.parquet"
+def sessions_section(path: Path) -> Section:
     if not path.exists():
         return Section("Sessions", not_available("Sessions", f"no {path.name}"))
     t = pq.read_table(path, columns=["platform", "n_events", "customer_id"])

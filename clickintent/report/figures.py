@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from clickintent.distill.report import ReliabilityBin
 from clickintent.report.html import esc, pct
 
 PALETTE = ["#3b6ea8", "#d9822b", "#3a9a5b", "#b8434a", "#7d5ba6", "#8c6d46", "#c9629e", "#6f7b86",
@@ -156,7 +157,7 @@ def treemap(title: str, categories: dict[str, list[tuple[str, float]]]) -> str:
                    "as wide as its share of visits, each box a label as tall as its share within it.")
 
 
-def reliability(bins: Sequence[dict[str, float]], title: str = "Reliability of the distilled labeller") -> str:
+def reliability(bins: Sequence[ReliabilityBin], title: str = "Reliability of the distilled labeller") -> str:
     """Accuracy against mean confidence per confidence bin (held-out sessions), with the diagonal."""
     size, pad = 300, 44
     width, height = size + pad + 20, size + pad + 20
@@ -167,15 +168,15 @@ def reliability(bins: Sequence[dict[str, float]], title: str = "Reliability of t
     def py(v: float) -> float:
         return 20 + (1 - v) * size
 
-    n_max = max((b["n"] for b in bins), default=1)
+    n_max = max((b.n for b in bins), default=1)
     parts = [f"<rect x='{pad}' y='20' width='{size}' height='{size}' fill='none' stroke='#c5ced8'/>",
              f"<line x1='{px(0)}' y1='{py(0)}' x2='{px(1)}' y2='{py(1)}' stroke='#9aa7b5' stroke-dasharray='4 3'/>"]
     for b in bins:
-        bar_w = (b["hi"] - b["lo"]) * size - 2
-        parts.append(f"<rect x='{px(b['lo']) + 1:.1f}' y='{py(b['accuracy']):.1f}' width='{bar_w:.1f}' "
-                     f"height='{b['accuracy'] * size:.1f}' fill='{PALETTE[0]}' opacity='0.25'/>"
-                     f"<circle cx='{px(b['confidence']):.1f}' cy='{py(b['accuracy']):.1f}' "
-                     f"r='{3 + 5 * (b['n'] / n_max) ** 0.5:.1f}' fill='{PALETTE[0]}'/>")
+        bar_w = (b.hi - b.lo) * size - 2
+        parts.append(f"<rect x='{px(b.lo) + 1:.1f}' y='{py(b.accuracy):.1f}' width='{bar_w:.1f}' "
+                     f"height='{b.accuracy * size:.1f}' fill='{PALETTE[0]}' opacity='0.25'/>"
+                     f"<circle cx='{px(b.confidence):.1f}' cy='{py(b.accuracy):.1f}' "
+                     f"r='{3 + 5 * (b.n / n_max) ** 0.5:.1f}' fill='{PALETTE[0]}'/>")
     for v in (0, 0.5, 1):
         parts.append(f"<text x='{px(v)}' y='{py(0) + 16}' text-anchor='middle'>{v:g}</text>"
                      f"<text x='{pad - 6}' y='{py(v) + 4}' text-anchor='end'>{v:g}</text>")
@@ -183,7 +184,7 @@ def reliability(bins: Sequence[dict[str, float]], title: str = "Reliability of t
                  f"<text x='12' y='{py(0.5)}' fill='#5b6b7c' transform='rotate(-90 12 {py(0.5)})' "
                  "text-anchor='middle'>agreement with the LLM</text>")
     alt = f"{title}: " + "; ".join(
-        f"confidence {b['confidence']:.2f}: agreement {b['accuracy']:.2f} ({int(b['n'])} sessions)" for b in bins
+        f"confidence {b.confidence:.2f}: agreement {b.accuracy:.2f} ({b.n} sessions)" for b in bins
     )
     return _figure("".join(parts), width, height, alt, f"{title}: held-out sessions in confidence bins; a point "
                    "on the diagonal means the stated confidence is the share the LLM agrees with. Size: sessions.")

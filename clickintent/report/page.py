@@ -1,4 +1,5 @@
-"""`write_report`: every section in reading order, into one HTML file."""
+"""`write_run_report`: every section of a run (a `RunLayout`) in reading order, into one HTML file;
+`write_report` does it for a folder in either layout."""
 
 from __future__ import annotations
 
@@ -10,54 +11,53 @@ from clickintent.report.data import embeddings_section, ingest_section, sessions
 from clickintent.report.html import Section, render
 from clickintent.report.labels import label_shares, taxonomy_section
 from clickintent.report.results import distill_section, evaluation_section, map_section
+from clickintent.run import RunLayout
 
 EVIDENCE = Path("benchmarks/results/evidence.json")  # the benchmark's curve, shown when the report runs beside it
 
 
-def write_report(
-    run_dir: Path,
-    out: Path,
-    sim_dir: Path | None = None,
-    taxonomy: Path | None = None,
-    labels: Path | None = None,
-    extra: Sequence[Section] = (),
+def write_report(run_dir: Path, out: Path | None = None, sim_dir: Path | None = None, extra: Sequence[Section] = (),
+                 *, evidence: Path | None = None) -> Path:  # fmt: skip
+    """Render the report on the outputs in `run_dir`, in either layout (`RunLayout.find`)."""
+    return write_run_report(RunLayout.find(run_dir), out, sim_dir=sim_dir, extra=extra, evidence=evidence)
+
+
+def write_run_report(
+    run: RunLayout,
+    out: Path | None = None,
     *,
-    sessions: Path | None = None,
-    embeddings: Path | None = None,
-    distilled: Path | None = None,
-    distill_json: Path | None = None,
-    evaluation: Path | None = None,
+    sim_dir: Path | None = None,
+    extra: Sequence[Section] = (),
     evidence: Path | None = None,
 ) -> Path:
-    """Render the report for a pipeline directory into `out` (an .html file).
+    """Render the report on a run into `out` (an .html file; default: the layout's report.html).
 
-    `run_dir` holds ingest_report.json and sessions.parquet; the other paths default to files in it.
-    `sessions` are the sessions the labels describe (example visits are rendered from them). `evidence` is
-    a `bench_evidence` results file (default: benchmarks/results/evidence.json under the working directory).
+    `sim_dir` is the simulator's output for the ground-truth sections (default: the run's sim/ when it holds
+    the truth). Example visits are rendered from the run's visits (its sessions when there are none).
+    `evidence` is a `bench_evidence` results file (default: benchmarks/results/evidence.json under the
+    working directory).
     """
-    tax_path = taxonomy or run_dir / "taxonomy.json"
-    labels = labels or run_dir / "labels.parquet"
+    out = out or run.report
+    sim_dir = sim_dir or run.truth_dir()
+    distilled = run.distilled if run.distilled.exists() else None
+    visits = run.visits if run.visits.exists() else run.sessions
     names: dict[str, str] = {}
     shares: dict[str, float] = {}
-    if tax_path.exists():
+    if run.taxonomy.exists():
         from clickintent.taxonomy import Taxonomy
 
-        tax = Taxonomy.load(tax_path)
+        tax = Taxonomy.load(run.taxonomy)
         names = {lb.id: f"{lb.category} > {lb.name}" for lb in tax.labels}
         shares = label_shares(tax, distilled)
-    emb = embeddings or run_dir / "embeddings.parquet"
-    evaluation = evaluation or run_dir / "evaluation.json"
-    distill_json = distill_json or run_dir / "distill.json"
-    visits = sessions or run_dir / "sessions.parquet"
     sections = [
-        answers_section(evaluation, distill_json, labels.with_suffix(".json"), shares, names),
-        evaluation_section(evaluation, evidence or (EVIDENCE if EVIDENCE.exists() else None)),
-        taxonomy_section(tax_path, labels, sim_dir, visits, distilled),
-        distill_section(distill_json),
-        map_section(emb, distilled or labels, names),
-        ingest_section(run_dir),
-        sessions_section(run_dir),
-        embeddings_section(emb),
+        answers_section(run.evaluation, run.distill_report, run.llm_usage, shares, names),
+        evaluation_section(run.evaluation, evidence or (EVIDENCE if EVIDENCE.exists() else None)),
+        taxonomy_section(run.taxonomy, run.llm_labels, sim_dir, visits, distilled),
+        distill_section(run.distill_report),
+        map_section(run.embeddings, distilled or run.llm_labels, names),
+        ingest_section(run.ingest_report),
+        sessions_section(run.sessions),
+        embeddings_section(run.embeddings),
         simulation_section(sim_dir),
         *extra,
     ]

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from clickintent.distill.report import DistillReport
 from clickintent.report import figures
 from clickintent.report.html import Section, esc, not_available, num_ci, pct, pct_ci, table
 from clickintent.report.html import cap as _cap
@@ -109,43 +110,43 @@ def distill_section(path: Path) -> Section:
     title = "Distillation: the LLM's labels at embedding speed"
     if not path.exists():
         return Section(title, not_available("Distillation", f"no {path.name}"))
-    rep = json.loads(path.read_text())
-    a, e, s = rep["agreement"], rep["ece"], rep["split"]
+    rep = DistillReport.load(path)
+    a, e, s = rep.agreement, rep.ece, rep.split
     body = (
-        f"<p>A logistic regression on session embeddings learnt the LLM's labels from {rep['labelled_sessions']:,} "
-        f"LLM-labelled sessions, split by visitor: {s['train']} to fit, {s['validation']} to calibrate "
-        f"(temperature {rep['temperature']:.2f}) and choose the <i>other</i> threshold ({rep['threshold']:.2f}), "
-        f"{s['test']} held out.</p>"
+        f"<p>A logistic regression on session embeddings learnt the LLM's labels from {rep.labelled_sessions:,} "
+        f"LLM-labelled sessions, split by visitor: {s.train} to fit, {s.validation} to calibrate "
+        f"(temperature {rep.temperature:.2f}) and choose the <i>other</i> threshold ({rep.threshold:.2f}), "
+        f"{s.test} held out.</p>"
     )
     rows: list[tuple[str, Any]] = [
-        ("agreement with the LLM's labels (held out)", pct(a["accuracy"])),
-        ("macro-F1 against the LLM's labels", f"{a['macro_f1']:.2f}"),
-        ("Cohen's kappa against the LLM's labels", f"{a['cohen_kappa']:.2f}"),
-        ("expected calibration error, before / after temperature", f"{e['uncalibrated']:.3f} / {e['calibrated']:.3f}"),
+        ("agreement with the LLM's labels (held out)", pct(a.accuracy)),
+        ("macro-F1 against the LLM's labels", f"{a.macro_f1:.2f}"),
+        ("Cohen's kappa against the LLM's labels", f"{a.cohen_kappa:.2f}"),
+        ("expected calibration error, before / after temperature", f"{e.uncalibrated:.3f} / {e.calibrated:.3f}"),
     ]
-    t = rep.get("truth")
+    t = rep.truth
     if t:
         rows += [
-            ("LLM labels: accuracy against the true intent (simulated)", pct(t["llm_accuracy"])),
-            ("distilled labels: accuracy against the true intent (simulated)", pct(t["distilled_accuracy"])),
-            ("distillation drop, 1 - distilled / LLM", "-" if t["drop"] is None else pct(t["drop"])),
+            ("LLM labels: accuracy against the true intent (simulated)", pct(t.llm_accuracy)),
+            ("distilled labels: accuracy against the true intent (simulated)", pct(t.distilled_accuracy)),
+            ("distillation drop, 1 - distilled / LLM", "-" if t.drop is None else pct(t.drop)),
         ]
-    lat = rep.get("latency_s")
+    lat = rep.latency_s
     if lat:
         rows.append(("distilled label latency, one session in-process (p50 / p99)",
-                     f"{lat['p50'] * 1e3:.2f} ms / {lat['p99'] * 1e3:.2f} ms"))
-    if rep.get("llm_latency_s"):
-        rows.append(("LLM label latency (mean per call, local Gemma)", f"{rep['llm_latency_s']:.2f} s"))
-        rows.append(("speed-up of the distilled labeller, one session at a time", f"{rep['speedup']:,.0f}x"))
+                     f"{lat.p50 * 1e3:.2f} ms / {lat.p99 * 1e3:.2f} ms"))
+    if rep.llm_latency_s:
+        rows.append(("LLM label latency (mean per call, local Gemma)", f"{rep.llm_latency_s:.2f} s"))
+        rows.append(("speed-up of the distilled labeller, one session at a time", f"{rep.speedup or 0:,.0f}x"))
     body += table(["measure", "value"], rows)
-    if rep.get("reliability"):
-        body += figures.reliability(rep["reliability"])
+    if rep.reliability:
+        body += figures.reliability(rep.reliability)
     if t:
         body += (
             '<p class="note">Accuracy against the truth reads both labelings through one map from each taxonomy '
-            f"label to the true intent most of its training sessions have. Cross-fitted: {t['sessions']} "
+            f"label to the true intent most of its training sessions have. Cross-fitted: {t.sessions} "
             f"LLM-labelled sessions with a true intent, each scored by a classifier and a map fitted on the "
-            f"other {t.get('folds', 5) - 1} of {t.get('folds', 5)} folds (split by visitor).</p>"
+            f"other {t.folds - 1} of {t.folds} folds (split by visitor).</p>"
         )
     return Section(title, body)
 
