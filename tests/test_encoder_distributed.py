@@ -18,13 +18,17 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
+import torch.distributed as dist
 
-from clickintent.encoder.distributed import shard_bounds, train_distributed
+from clickintent.encoder.distributed import ShardLoss, free_port, shard_bounds, train_distributed
 from clickintent.encoder.embed import Embedder
-from clickintent.encoder.model import EncoderConfig
+from clickintent.encoder.features import Featurizer, Vocab
+from clickintent.encoder.model import EncoderConfig, SessionEncoder
+from clickintent.encoder.objectives import masked_event_loss
 from clickintent.encoder.text import HashingEncoder, TextVectors
 from clickintent.encoder.toy import toy_sessions
-from clickintent.encoder.train import TrainConfig, train
+from clickintent.encoder.train import TrainConfig, draw_batch, train
 
 pytestmark = pytest.mark.integration  # starts worker processes: about 40 s in all on 2 cores
 
@@ -42,6 +46,40 @@ def test_shards_cover_the_batch(n: int, world: int) -> None:
     assert bounds[0][0] == 0 and bounds[-1][1] == n
     assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
     assert max(hi - lo for lo, hi in bounds) - min(hi - lo for lo, hi in bounds) <= 1
+
+
+def test_shard_losses_add_up_to_the_one_process_loss(text: TextVectors) -> None:
+    """The masked-event loss of the distributed path (ShardLoss: shard sums over global counts, scaled by
+    the world size) equals one process's loss on the same batch, and so do the gradients. Run in this
+    process on a one-process gloo group, one shard after the other (the masked loss needs no peers)."""
+    table, _ = toy_sessions(60, seed=5, mean_events=6)
+    vocab = Vocab.build(table, text_model=text.name, text_dim=text.dim)
+    frame = Featurizer(vocab, text).frame(table)
+    cfg = TrainConfig(contrastive_weight=0.0, masked_weight=0.7, mask_rate=0.3)
+    torch.manual_seed(0)
+    model = SessionEncoder(TINY.for_vocab(vocab))
+    batch, inputs, mask = draw_batch(frame, np.arange(33), cfg, np.random.default_rng(2), torch.device("cpu"))
+    assert mask is not None
+
+    def grads(loss: torch.Tensor) -> torch.Tensor:
+        model.zero_grad()
+        loss.backward()
+        return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    _, h = model(inputs, mask)
+    assert h is not None
+    page, etype = masked_event_loss(model, h, batch, mask)
+    one = cfg.masked_weight * (page + etype)
+    want = grads(one)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        for world in (2, 3):
+            shards = [ShardLoss(model, cfg, rank, world)(batch, inputs, mask)[0] for rank in range(world)]
+            total = sum(shards) / world  # what DDP's gradient average back-propagates
+            assert torch.isclose(total, one, rtol=1e-6, atol=0)
+            assert torch.allclose(grads(total), want, rtol=1e-4, atol=1e-7)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_two_processes_follow_one(tmp_path: Path, text: TextVectors) -> None:

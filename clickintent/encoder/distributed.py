@@ -40,14 +40,13 @@ import numpy as np
 import pyarrow as pa
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from clickintent.encoder.embed import resolve_device
 from clickintent.encoder.features import EventBatch, EventFrame
 from clickintent.encoder.model import EncoderConfig, SessionEncoder
-from clickintent.encoder.objectives import contrastive_loss
+from clickintent.encoder.objectives import contrastive_loss, masked_counts, masked_event_loss
 from clickintent.encoder.text import MINILM_NAME, TextVectors, default_cache_dir, text_encoder
 from clickintent.encoder.train import TrainConfig, TrainResult, draw_batch, train
 
@@ -106,13 +105,9 @@ class ShardLoss(nn.Module):
         loss = z.new_zeros(())
         parts: dict[str, float] = {}
         if mask is not None and m is not None and h is not None:
-            hm = h[m]  # [M, D]: this shard's masked events
-            # sums over the shard / counts over the global batch (targets 0 are ignored, as in one process)
-            n_page = (batch.page[mask] != 0).sum().clamp(min=1)
-            n_type = (batch.event_type[mask] != 0).sum().clamp(min=1)
-            page = F.cross_entropy(self.encoder.page_head(hm), mine.page[m], ignore_index=0, reduction="sum")
-            etype = F.cross_entropy(self.encoder.type_head(hm), mine.event_type[m], ignore_index=0, reduction="sum")
-            page, etype = real * page / n_page, real * etype / n_type
+            # sums over this shard's masked events / counts over the global batch's
+            page, etype = masked_event_loss(self.encoder, h, mine, m, masked_counts(batch, mask))
+            page, etype = real * page, real * etype
             loss = loss + N * cfg.masked_weight * (page + etype)
             shares = torch.stack([page.detach(), etype.detach()]).float()
             dist.all_reduce(shares)  # the shards' shares add up to the global batch's means

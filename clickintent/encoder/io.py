@@ -60,7 +60,3 @@ def load_encoder(bundle: Bundle | str | Path) -> tuple[SessionEncoder, Vocab, st
     model.eval()
     return model, vocab, str(comp["version"])
 
-
-def config_summary(bundle: Bundle) -> dict[str, Any]:
-    """The training summary stored in encoder.json."""
-    return dict(bundle.read_json(CONFIG).get("summary", {}))

@@ -87,7 +87,7 @@ class EventEmbedding(nn.Module):
         D = cfg.d_model
         self.use_text = cfg.use_text
         self.page = nn.Embedding(cfg.n_page_ids, D, padding_idx=0)
-        self.url = nn.EmbeddingBag(cfg.n_url_buckets, D, mode="mean", padding_idx=0)  # mean over a page's tokens
+        self.url = nn.Embedding(cfg.n_url_buckets, D, padding_idx=0)  # averaged over a page's tokens in forward
         # one projection for both text parts: [:D] reads page titles, [D:] search queries. Bias-free, so
         # "no text" (a zero row) adds nothing.
         self.text = nn.Linear(cfg.text_dim, 2 * D, bias=False)
@@ -106,7 +106,10 @@ class EventEmbedding(nn.Module):
     def forward(self, b: EventBatch, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, T = b.page.shape  # sessions, events
         D = self.cls.shape[0]
-        url = self.url(b.url_tokens)  # [U, K] tokens -> [U, D], the mean of each page's token vectors
+        # [U, K] tokens -> [U, D], the mean of each page's real tokens (0 is padding). Written as a masked
+        # sum rather than nn.EmbeddingBag(mode="mean"), which ONNX has no operator for (same maths).
+        present = (b.url_tokens != 0).to(self.url.weight.dtype)  # [U, K]
+        url = (self.url(b.url_tokens) * present[..., None]).sum(1) / present.sum(1, keepdim=True).clamp(min=1.0)
         x = (
             self.page(b.page)  # [B, T, D]
             + url[b.url]
@@ -192,7 +195,7 @@ class SessionEncoder(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Embedding | nn.EmbeddingBag):
+        elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
             if m.padding_idx is not None:
                 with torch.no_grad():
@@ -203,8 +206,10 @@ class SessionEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(z [B, out_dim] L2-normalised, h [B, T, D] per-event states or None when cls_only)."""
         x = self.embed_events(batch, mask)  # [B, 1+T, D]
-        bias = None  # additive attention mask [B, 1, 1, 1+T], only when some session is shorter than T
-        if batch.lengths.numel() and bool((batch.lengths < batch.page.shape[1]).any()):
+        # additive attention mask [B, 1, 1, 1+T], only when some session is shorter than T (None lets SDPA
+        # take its unmasked path); an ONNX export always builds it, since the graph serves any batch.
+        bias = None
+        if torch.onnx.is_in_onnx_export() or bool((batch.lengths < batch.page.shape[1]).any()):
             pad = torch.cat([batch.padding.new_zeros(x.shape[0], 1), batch.padding], dim=1)  # [B, 1+T]
             bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))
             bias = bias[:, None, None, :]

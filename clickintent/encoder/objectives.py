@@ -64,20 +64,34 @@ def drop_pages(batch: EventBatch, rate: float, rng: np.random.Generator) -> Even
     return EventBatch(**{**batch.__dict__, "page": page})
 
 
+def masked_counts(batch: EventBatch, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(page targets, event-type targets) among the masked events of `batch`, at least 1 each; targets 0
+    (an event without a page) are ignored by the loss and not counted."""
+    return (batch.page[mask] != 0).sum().clamp(min=1), (batch.event_type[mask] != 0).sum().clamp(min=1)
+
+
 def masked_event_loss(
-    model: SessionEncoder, h: torch.Tensor, batch: EventBatch, mask: torch.Tensor
+    model: SessionEncoder,
+    h: torch.Tensor,
+    batch: EventBatch,
+    mask: torch.Tensor,
+    counts: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of the page and event-type heads at masked positions: (page loss, type loss).
 
+    Each is the sum over the masked events divided by `counts` (page targets, type targets), by default
+    `masked_counts(batch, mask)`, which makes them this batch's means. A data-parallel replica passes the
+    counts of the whole global batch, so that the shards' losses add up to the global batch's means.
     `batch` must hold the true page ids (before page dropout); h is [B, T, D] and mask [B, T].
     """
+    n_page, n_type = masked_counts(batch, mask) if counts is None else counts
     hm = h[mask]  # [M, D]
     if hm.shape[0] == 0:
         zero = h.sum() * 0.0
         return zero, zero
-    page = F.cross_entropy(model.page_head(hm), batch.page[mask], ignore_index=0)
-    etype = F.cross_entropy(model.type_head(hm), batch.event_type[mask], ignore_index=0)
-    return page, etype
+    page = F.cross_entropy(model.page_head(hm), batch.page[mask], ignore_index=0, reduction="sum")
+    etype = F.cross_entropy(model.type_head(hm), batch.event_type[mask], ignore_index=0, reduction="sum")
+    return page / n_page, etype / n_type
 
 
 def contrastive_loss(z: torch.Tensor, n_views: int, temperature: float) -> torch.Tensor:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -32,8 +31,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
-from safetensors.torch import load_file, save_file
 
+from clickintent.encoder.checkpoint import load_checkpoint, save_checkpoint
 from clickintent.encoder.embed import resolve_device
 from clickintent.encoder.features import EventBatch, EventFrame, Featurizer, Vocab, collate
 from clickintent.encoder.io import save_encoder
@@ -201,55 +200,6 @@ def validation_loss(
     return {k: v / max(n, 1) for k, v in totals.items()}
 
 
-# --- checkpoints (safetensors + JSON) ----------------------------------------------------------------
-
-
-def _save_checkpoint(
-    path: Path,
-    model: SessionEncoder,
-    opt: torch.optim.Optimizer,
-    best: dict[str, torch.Tensor] | None,
-    state: dict[str, Any],
-) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-
-    def put(name: str, tensors: dict[str, torch.Tensor]) -> None:
-        tmp = path / f".{name}.tmp"
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-        os.replace(tmp, path / name)
-
-    put("model.safetensors", model.state_dict())
-    if best is not None:
-        put("best.safetensors", best)
-    osd = opt.state_dict()
-    put(
-        "optimizer.safetensors",
-        {f"{pid}.{k}": v for pid, st in osd["state"].items() for k, v in st.items() if torch.is_tensor(v)},
-    )
-    state = {**state, "param_groups": osd["param_groups"], "has_best": best is not None}
-    tmp = path / ".state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2))
-    os.replace(tmp, path / "state.json")  # written last: a checkpoint exists once this file does
-
-
-def _load_checkpoint(
-    path: Path, model: SessionEncoder, opt: torch.optim.Optimizer, device: torch.device
-) -> tuple[dict[str, Any], dict[str, torch.Tensor] | None]:
-    state = json.loads((path / "state.json").read_text())
-    model.load_state_dict(load_file(str(path / "model.safetensors"), device=str(device)))
-    flat = load_file(str(path / "optimizer.safetensors"), device=str(device))
-    opt_state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in flat.items():
-        pid, name = key.split(".", 1)
-        opt_state.setdefault(int(pid), {})[name] = value
-    for st in opt_state.values():  # AdamW keeps `step` on the CPU unless capturable/fused
-        if "step" in st:
-            st["step"] = st["step"].cpu()
-    opt.load_state_dict({"state": opt_state, "param_groups": state.pop("param_groups")})
-    best = load_file(str(path / "best.safetensors"), device="cpu") if state.get("has_best") else None
-    return state, best
-
-
 def _fingerprint(model_cfg: EncoderConfig, cfg: TrainConfig, vocab: Vocab, n: int) -> str:
     blob = json.dumps(
         {"model": model_cfg.to_json(), "train": cfg.fingerprint_fields(), "vocab": vocab.to_json(), "n": n},
@@ -344,7 +294,7 @@ def train(
     history: list[dict[str, float]] = []
     stopped = "completed"
     if resume and (ckpt / "state.json").exists():
-        state, best = _load_checkpoint(ckpt, model, opt, device)
+        state, best = load_checkpoint(ckpt, model, opt, device)
         if state.get("fingerprint") != fp:
             raise RuntimeError(f"checkpoint {ckpt} was made with other data or settings; delete it or pass --no-resume")
         epoch, step_in_epoch, global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
@@ -359,7 +309,7 @@ def train(
     def checkpoint() -> None:
         if not main:
             return
-        _save_checkpoint(ckpt, model, opt, best, {
+        save_checkpoint(ckpt, model, opt, best, {
             "fingerprint": fp, "epoch": epoch, "step_in_epoch": step_in_epoch, "global_step": global_step,
             "best_val": best_val, "bad_epochs": bad_epochs, "history": history,
         })  # fmt: skip
@@ -430,8 +380,9 @@ def train(
 
     seconds = time.perf_counter() - t_start
     rate = seen / max(time.perf_counter() - t_loop, 1e-9)
+    result = TrainResult(out, "", stopped, epoch, global_step, best_val, seconds, rate, history, step_losses)
     if not main:  # rank 0 writes the bundle
-        return TrainResult(out, "", stopped, epoch, global_step, best_val, seconds, rate, history, step_losses)
+        return result
     if best is not None:
         model.load_state_dict(best)
     model.eval()
@@ -441,15 +392,5 @@ def train(
         "train_config": asdict(cfg), "history": history,
     }  # fmt: skip
     bundle = save_encoder(out, model.cpu(), vocab, summary)
-    return TrainResult(
-        bundle=out,
-        model_version=str(bundle.component("encoder")["version"]),
-        stopped=stopped,
-        epochs=epoch,
-        steps=global_step,
-        best_val_loss=best_val,
-        seconds=seconds,
-        sessions_per_second=rate,
-        history=history,
-        step_losses=step_losses,
-    )
+    result.model_version = str(bundle.component("encoder")["version"])
+    return result

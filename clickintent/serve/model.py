@@ -1,32 +1,32 @@
 """The bundle as the service holds it: redacted events in, embeddings, intents and explanations out.
 
 `ServingModel.load(dir)` verifies the bundle's manifest, loads the encoder, the distilled classifier and its
-taxonomy, picks the encoder runtime (`Engine`: torch, or ONNX Runtime from clickintent.serve.onnx) and warms
-it up. `encode` runs several sessions in one encoder call; a session asked to be *explained* also gets one
-copy per event with that event hidden behind the model's [MASK] vector (the vector masked-event training
-taught it), so leave-one-out occlusion costs one batched call: an event's weight is how much the top
-label's probability drops without it. What it leaves out: batching across requests (batcher.py), caching.
+taxonomy, picks the encoder runtime (serve/engine.py `Engine`: torch, or ONNX Runtime from
+clickintent.serve.onnx, whose graph is exported from the same `SessionEncoder.forward`) and warms it up.
+`encode` runs several sessions in one encoder call; a session asked to be *explained* also gets one copy
+per event with that event hidden behind the model's [MASK] vector (the vector masked-event training taught
+it), so leave-one-out occlusion costs one batched call: an event's weight is how much the top label's
+probability drops without it. What it leaves out: batching across requests (batcher.py), caching.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from clickintent.bundle import BundleError, load_bundle
 from clickintent.distill import IntentClassifier, bundle_taxonomy
-from clickintent.encoder.features import EventBatch, Featurizer, collate
+from clickintent.encoder.features import Featurizer, collate
 from clickintent.encoder.io import load_encoder
 from clickintent.encoder.model import SessionEncoder
 from clickintent.encoder.text import TextVectors, text_encoder
+from clickintent.serve.engine import Engine, TorchEngine
 from clickintent.taxonomy.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -34,28 +34,6 @@ log = logging.getLogger(__name__)
 ENGINES = ("auto", "onnx", "torch")
 TOP_K = 3
 MAX_ENGINE_DIFF = 1e-4  # the ONNX graph must give the torch model's vectors within this
-
-
-class Engine(ABC):
-    """Runs the encoder network on a featurized batch."""
-
-    name: str = ""
-
-    @abstractmethod
-    def run(self, batch: EventBatch, mask: np.ndarray | None) -> np.ndarray:
-        """Unit session vectors float32 [B, out_dim]; `mask` [B, T] bool hides events behind [MASK]."""
-
-
-class TorchEngine(Engine):
-    name = "torch"
-
-    def __init__(self, model: SessionEncoder) -> None:
-        self.model = model.eval()
-
-    def run(self, batch: EventBatch, mask: np.ndarray | None) -> np.ndarray:
-        with torch.inference_mode():
-            z, _ = self.model(batch, None if mask is None else torch.from_numpy(mask), cls_only=True)
-        return z.float().numpy()
 
 
 def make_engine(model: SessionEncoder, name: str, threads: int = 1) -> Engine:
