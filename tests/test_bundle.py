@@ -14,8 +14,8 @@ from clickintent.encoder.features import Vocab
 from clickintent.encoder.io import load_encoder, save_encoder
 from clickintent.encoder.model import EncoderConfig, SessionEncoder
 
-VOCAB = Vocab(pages=["a.example/x", "a.example/y"], event_types=["click", "page_view"], devices=["desktop"],
-              n_page_buckets=8, text_model="hashing-384")  # fmt: skip
+VOCAB = Vocab(pages=["a.example/x", "a.example/y"], categories={"event_type": ["click", "page_view"],
+              "device": ["desktop"]}, n_page_buckets=8, text_model="hashing-384")  # fmt: skip
 CFG = EncoderConfig(d_model=16, n_layers=1, n_heads=2, d_ff=32, out_dim=8)
 
 

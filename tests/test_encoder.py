@@ -6,6 +6,7 @@ own test in test_encoder_text.py) and tiny models, so the file runs in well unde
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from clickintent.encoder.features import (
     time_bucket,
     url_tokens,
 )
+from clickintent.encoder.fields import COLUMNS, EVENT_FIELDS
 from clickintent.encoder.io import load_encoder, save_encoder
 from clickintent.encoder.model import EncoderConfig, SessionEncoder
 from clickintent.encoder.objectives import contrastive_loss, drop_pages, mask_events, sample_subsequences
@@ -174,6 +176,26 @@ def test_row_path_equals_arrow_path(small: pa.Table, vocab: Vocab, text: TextVec
             assert np.array_equal(a.text[a.columns[name]], b.text[b.columns[name]])
 
 
+def test_each_event_field_reaches_every_part(small: pa.Table, vocab: Vocab, text: TextVectors) -> None:
+    """The declared field table drives the frame, the batch, the model's embedding and the bundle's JSON."""
+    frame = Featurizer(vocab, text).frame(small)
+    batch = collate(frame, np.arange(len(frame)))
+    model = make_model(vocab)
+    cfg = model.config.to_json()
+    assert set(COLUMNS) == set(frame.columns) == set(batch.ids)
+    for f in EVENT_FIELDS:
+        assert batch.ids[f.name].shape == (len(frame), int(batch.lengths.max()))
+        if f.kind != "text":
+            assert isinstance(model.embed_events.get_submodule(f.name), torch.nn.Embedding), f.name
+        if f.kind == "category":  # stored flat, under the keys bundles always had
+            assert f.vocab_key in vocab.to_json() and f"n_{f.vocab_key}" in cfg
+    assert Vocab.from_json(vocab.to_json()) == vocab
+    assert EncoderConfig.from_json(cfg) == model.config
+    old = {k: v for k, v in vocab.to_json().items() if k != "devices"}  # a vocab without a declared field
+    with pytest.raises(ValueError, match="no devices"):
+        Vocab.from_json(old)
+
+
 def test_collate_pads_to_longest(small: pa.Table, vocab: Vocab, text: TextVectors) -> None:
     f = Featurizer(vocab, text).frame(small)
     b = collate(f, np.array([1, 2]))
@@ -191,7 +213,7 @@ def test_collate_pads_to_longest(small: pa.Table, vocab: Vocab, text: TextVector
 
 def make_model(vocab: Vocab, seed: int = 0, **kw: Any) -> SessionEncoder:
     torch.manual_seed(seed)
-    cfg = EncoderConfig(**{**TINY.to_json(), **kw}).for_vocab(vocab)
+    cfg = replace(TINY, **kw).for_vocab(vocab)
     return SessionEncoder(cfg).eval()
 
 

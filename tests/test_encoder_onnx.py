@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from clickintent.encoder.features import EventBatch
+from clickintent.encoder.batches import EventBatch
+from clickintent.encoder.fields import COLUMNS, EMBEDDED
 from clickintent.encoder.model import EncoderConfig, EventEmbedding, SessionEncoder
 from clickintent.serve.engine import TorchEngine
 
@@ -46,12 +47,11 @@ def random_batch(lengths: list[int], rng: np.random.Generator) -> EventBatch:
     tokens[0] = 0  # row 0: no page
     text = rng.normal(size=(S, CFG.text_dim)).astype(np.float32)
     text[0] = 0.0  # row 0: no text
-    return EventBatch(
-        page=ids(CFG.n_page_ids), page_bucket=ids(CFG.n_page_ids), url=ids(U, 0), title=ids(S, 0),
-        query=ids(S, 0), event_type=ids(CFG.n_event_types), device=ids(CFG.n_devices),
-        dwell=ids(CFG.n_time_buckets + 2), gap=ids(CFG.n_time_buckets + 2), referrer=ids(CFG.n_referrer_classes),
-        lengths=torch.tensor(lengths), url_tokens=torch.from_numpy(tokens), text=torch.from_numpy(text),
-    )  # fmt: skip
+    sizes = {"url": U, "title": S, "query": S, "page_bucket": CFG.n_page_ids}
+    sizes.update({f.name: CFG.n_ids(f) for f in EMBEDDED})
+    low = {"url": 0, "title": 0, "query": 0}  # table rows: 0 is "no page" / "no text"
+    return EventBatch({c: ids(sizes[c], low.get(c, 1)) for c in COLUMNS}, torch.tensor(lengths),
+                      torch.from_numpy(tokens), torch.from_numpy(text))  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -52,16 +52,11 @@ from clickintent.encoder.train import TrainConfig, TrainResult, draw_batch, trai
 
 T = TypeVar("T")
 StepFn = Callable[[np.ndarray, np.random.Generator], tuple[torch.Tensor, dict[str, float]]]
-_TABLES = ("url_tokens", "text")  # EventBatch fields shared by all rows (indexed, not sliced)
 
 
 def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     """[lo, hi) of rank's contiguous share of n items; sizes differ by at most one."""
     return rank * n // world, (rank + 1) * n // world
-
-
-def _take_rows(batch: EventBatch, rows: torch.Tensor) -> EventBatch:
-    return EventBatch(**{k: v if k in _TABLES else v[rows] for k, v in batch.__dict__.items()})
 
 
 def _gather_views(z: torch.Tensor, sizes: list[int], rank: int, n_views: int) -> torch.Tensor:
@@ -99,9 +94,9 @@ class ShardLoss(nn.Module):
         real = float(hi > lo)  # 0: fewer sessions than replicas; a stand-in row, weighted 0, keeps this
         lo, hi = (lo, hi) if real else (0, 1)  # replica in DDP's backward
         rows = torch.cat([torch.arange(lo, hi) + v * B for v in range(n_views)]).to(batch.page.device)
-        mine = _take_rows(batch, rows)
+        mine = batch.take(rows)
         m = mask[rows] if mask is not None else None
-        z, h = self.encoder(_take_rows(inputs, rows), m)  # z [n_views * b, out], h [n_views * b, T, D]
+        z, h = self.encoder(inputs.take(rows), m)  # z [n_views * b, out], h [n_views * b, T, D]
         loss = z.new_zeros(())
         parts: dict[str, float] = {}
         if mask is not None and m is not None and h is not None:

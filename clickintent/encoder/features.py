@@ -1,304 +1,80 @@
 """Featurizer: the `events` lists of sessions.parquet -> the integer and text tensors the encoder reads.
 
-Per event it derives: a page id (known pages from the vocabulary, every other page hashed into OOV
-buckets), the bag of URL path tokens of the page (hashed), title and search-query rows in a table of text
-vectors, event type, device, log2-bucketed dwell and time since the previous event, and the referrer
-class (direct / search / email / social / internal / other). An event arriving from a search engine
-without an on-site query takes the engine's search words (`?q=`) as its query text. Strings are mapped
-once per distinct value per chunk (Arrow dictionary encoding) and remembered, so a chunk costs a few
-vectorised passes.
+For every field of `fields.EVENT_FIELDS` it derives the ids its kind says: a page id (known pages from the
+vocabulary, every other page hashed into OOV buckets) with the bag of URL path tokens of the page
+(hashed), title and search-query rows in a table of text vectors, the categories (event type, device),
+log2-bucketed durations (dwell) and time since the previous event, and the referrer class (direct /
+search / email / social / internal / other). An event arriving from a search engine without an on-site
+query takes the engine's search words (`?q=`) as its query text. URL reading is clickintent.urls.
 
-Sessions are stored as `EventFrame` (CSR: offsets + one flat int64 column per field, plus the tables),
-and `collate` cuts a padded `EventBatch` out of it, padded only to the longest session (or sub-sequence)
-of the batch. What it leaves out: re-sorting events (sessions arrive ordered by `ts`), and any learning;
-`Vocab.build` only counts.
-
-Index conventions: 0 is padding everywhere; 1 is "missing / unknown" for categorical fields.
+Two front-ends share one featurizing pass: `frame_events` (Arrow columns, the batch path) and
+`frame_rows` (event dicts, the service's low-latency path) each dictionary-encode a chunk's columns
+(`_Chunk`: codes per event and the distinct values), and `Featurizer._frame` maps every distinct value
+once (remembered across chunks) and gathers the ids with vectorised passes. What it leaves out:
+re-sorting events (sessions arrive ordered by `ts`), and any learning (vocab.py only counts).
+The names other modules import from here (Vocab, EventBatch, collate, ...) are re-exported.
 """
 
 from __future__ import annotations
 
-import re
 import sys
-import zlib
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import torch
 
 from clickintent.cache import BoundedCache, object_bytes
-from clickintent.encoder.text import MINILM_NAME, TextVectors
-from clickintent.schema import KNOWN_EVENT_TYPES
+from clickintent.encoder.batches import EventBatch, EventFrame, collate
+from clickintent.encoder.fields import COLUMNS, EVENT_FIELDS, FIRST, PAD, UNK, EventField, stable_hash, time_bucket
+from clickintent.encoder.text import TextVectors
+from clickintent.encoder.vocab import Vocab, flat_events
+from clickintent.urls import REFERRER_CLASSES, referrer_kind, search_terms, site, url_tokens
 
-PAD, UNK = 0, 1
-FIRST = 1  # gap bucket of a session's (or a sub-sequence's) first event
+__all__ = [
+    "COLUMNS", "FIRST", "PAD", "REFERRER_CLASSES", "UNK", "EventBatch", "EventFrame", "Featurizer", "Vocab",
+    "collate", "referrer_kind", "search_terms", "stable_hash", "time_bucket", "url_tokens",
+]  # fmt: skip
 
-REFERRER_CLASSES = ("direct", "search", "email", "social", "internal", "other")  # ids 1..6
-SEARCH_ENGINES = ("google", "bing", "yahoo", "duckduckgo", "baidu", "yandex", "ecosia", "ask", "aol", "search")
-EMAIL_HINTS = ("mail", "newsletter", "outlook", "email", "e-mail", "mailchimp", "sendgrid", "campaign")
-SOCIAL_SITES = (
-    "facebook", "fb.com", "instagram", "twitter", "t.co", "x.com", "linkedin", "lnkd.in", "reddit",
-    "youtube", "tiktok", "pinterest", "snapchat", "whatsapp", "social",
-)  # fmt: skip
-
-FIELDS = ("page", "page_bucket", "url", "title", "query", "event_type", "device", "dwell", "gap", "referrer")
-
-_SPLIT = re.compile(r"[-_.+~%,;:]+")
-
-
-def stable_hash(text: str) -> int:
-    """A hash that is the same in every process (Python's hash() is salted per process)."""
-    return zlib.crc32(text.encode("utf-8", "surrogatepass"))
-
-
-def time_bucket(ms: np.ndarray, n_buckets: int) -> np.ndarray:
-    """log2 buckets of 100 ms: 2 + min(n-1, floor(log2(1 + ms/100))); missing (negative) -> 1."""
-    ms = np.asarray(ms, np.float64)
-    b = np.floor(np.log2(1.0 + np.maximum(ms, 0.0) / 100.0))
-    out = 2 + np.clip(b, 0, n_buckets - 1).astype(np.int64)
-    return np.where(ms < 0, UNK, out)
-
-
-def url_tokens(page: str, max_tokens: int) -> list[str]:
-    """Tokens of a (normalised) URL: host, each path segment, the words inside segments, query keys."""
-    if "/" not in page and "." not in page:
-        return [f"key:{page}"]  # an opaque page key (e.g. a YOOCHOOSE item id)
-    try:
-        parts = urlsplit(page if "//" in page or page.startswith("/") else "//" + page)
-        host = (parts.hostname or "").removeprefix("www.")
-    except ValueError:  # e.g. a host redacted to "[EMAIL]": brackets mean IPv6 to urlsplit
-        return [f"key:{page}"]
-    tokens: list[str] = []
-    if host:
-        tokens.append(f"host:{host}")
-    segments = [s for s in parts.path.lower().split("/") if s]
-    for depth, seg in enumerate(segments):
-        tokens.append(f"seg:{seg}")
-        if depth == 0:
-            tokens.append(f"top:{seg}")  # the site section, weighted a little more
-        words = [w for w in _SPLIT.split(seg) if w]
-        if len(words) > 1:
-            tokens.extend(f"w:{w}" for w in words)
-    if not segments:
-        tokens.append("seg:/")
-    for pair in parts.query.split("&"):
-        if pair:
-            tokens.append(f"q:{pair.split('=', 1)[0].lower()}")
-    return tokens[:max_tokens]
-
-
-def _hostname(url: str) -> str:
-    """The lower-case host of a URL ('' for opaque keys and labels such as 'google')."""
-    if "/" not in url and "." not in url:
-        return ""
-    try:
-        host = urlsplit(url if "//" in url or url.startswith("/") else "//" + url).hostname or ""
-    except ValueError:
-        return ""
-    return host.lower().removeprefix("www.")
-
-
-def _host(url: str) -> str:
-    """The site of a URL: a crude registered domain (last two labels, three for e.g. bank.co.uk)."""
-    labels = _hostname(url).split(".")
-    keep = 3 if len(labels) >= 3 and len(labels[-1]) == 2 and len(labels[-2]) <= 3 else 2
-    return ".".join(labels[-keep:])
-
-
-SEARCH_TERM_PARAMS = ("q", "query", "p", "text", "wd", "search", "k")
-
-
-def search_terms(referrer: str) -> str:
-    """The search words in a search-engine referrer URL (`?q=...`), or ''."""
-    try:
-        query = urlsplit(referrer).query
-    except ValueError:
-        return ""
-    for key, value in parse_qsl(query):
-        if key.lower() in SEARCH_TERM_PARAMS and value.strip():
-            return value.strip()
-    return ""
-
-
-def referrer_kind(referrer: str | None) -> str:
-    """The external class of a referrer URL or label, without the internal check (see `_referrer_ids`)."""
-    if referrer is None or not referrer.strip() or referrer.strip().lower() in ("direct", "none", "(direct)"):
-        return "direct"
-    text = referrer.strip().lower()
-    host = _hostname(text) or text
-    if "utm_medium=email" in text or any(h in host for h in EMAIL_HINTS):
-        return "email"
-    if any(s in host for s in SEARCH_ENGINES):
-        return "search"
-    if any(host == s or host.endswith("." + s) or s in host.split(".") for s in SOCIAL_SITES):
-        return "social"
-    return "other"
+INTERNAL = 1 + REFERRER_CLASSES.index("internal")
+_STRINGS = sorted({"url", *(f.source for f in EVENT_FIELDS if f.kind not in ("duration", "gap"))})
+_NUMBERS = sorted({f.source for f in EVENT_FIELDS if f.kind in ("duration", "gap")})
 
 
 @dataclass
-class Vocab:
-    """Everything that turns events into ids; saved as vocab.json in the bundle."""
+class _Chunk:
+    """A chunk of events, dictionary-encoded by a front-end: what `Featurizer._frame` reads."""
 
-    pages: list[str]  # known pages; page id = 1 + index
-    event_types: list[str]  # event type id = 2 + index (0 padding, 1 unknown)
-    devices: list[str]  # device id = 2 + index
-    n_page_buckets: int = 1024  # OOV hash buckets for pages not in `pages`
-    n_url_buckets: int = 4096  # hash buckets for URL tokens (0 = padding)
-    max_url_tokens: int = 16  # URL tokens kept per page
-    n_time_buckets: int = 16  # log2 buckets of 100 ms for dwell and time gaps
-    max_events: int = 64  # the last max_events events of a session are kept
-    text_model: str = MINILM_NAME  # text encoder the model was trained with
-    text_dim: int = 384
-    version: int = 1
-
-    @property
-    def n_page_ids(self) -> int:
-        return 1 + len(self.pages) + self.n_page_buckets
-
-    @property
-    def n_event_types(self) -> int:
-        return 2 + len(self.event_types)
-
-    @property
-    def n_devices(self) -> int:
-        return 2 + len(self.devices)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Vocab:
-        if data.get("version", 1) != 1:
-            raise ValueError(f"vocab.json version {data.get('version')} is not supported (expected 1)")
-        return cls(**dict(data))
-
-    @classmethod
-    def build(
-        cls,
-        sessions: pa.Table | pa.RecordBatch,
-        *,
-        min_page_count: int = 2,
-        max_pages: int = 50_000,
-        **options: Any,
-    ) -> Vocab:
-        """Count pages, event types and devices in `sessions` (the training split only)."""
-        events = _flat_events(sessions.column("events"))
-        pages = _value_counts(events.field("page"))
-        kept = sorted((p for p, c in pages.items() if c >= min_page_count), key=lambda p: (-pages[p], p))
-        types = _value_counts(pc.utf8_lower(events.field("event_type")))
-        devices = _value_counts(pc.utf8_lower(events.field("device")))
-        return cls(
-            pages=kept[:max_pages],
-            event_types=sorted(set(types) | set(KNOWN_EVENT_TYPES)),
-            devices=sorted(devices),
-            **options,
-        )
+    offsets: np.ndarray  # int64 [N+1]: session i owns events offsets[i]:offsets[i+1]
+    strings: dict[str, tuple[np.ndarray, list[Any]]]  # source -> (codes [E], 0 = null, i = values[i-1]; values)
+    numbers: dict[str, tuple[np.ndarray, np.ndarray]]  # source -> (int64 values [E], null mask [E])
 
 
-def _flat_events(column: pa.ChunkedArray | pa.Array) -> pa.StructArray:
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    return arr.flatten()
-
-
-def _value_counts(arr: pa.Array) -> Counter[str]:
-    counts: Counter[str] = Counter()
-    for item in pc.value_counts(arr).to_pylist():
-        if item["values"] is not None and item["values"] != "":
-            counts[item["values"]] += item["counts"]
-    return counts
-
-
-def _codes(arr: pa.Array) -> tuple[np.ndarray, list[str | None]]:
-    """Dictionary-encode: (codes [E] with 0 = null and i = uniques[i-1], uniques)."""
+def _codes(arr: pa.Array) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary-encode an Arrow column: (codes [E] with 0 = null and i = uniques[i-1], uniques)."""
     enc = pc.dictionary_encode(arr)
     codes = pc.fill_null(pc.add(enc.indices.cast(pa.int64()), 1), 0).to_numpy(zero_copy_only=False)
     return codes, enc.dictionary.to_pylist()
 
 
-@dataclass
-class EventFrame:
-    """Featurized sessions in CSR form: session i owns rows offsets[i]:offsets[i+1] of every column."""
-
-    offsets: np.ndarray  # int64 [N+1]
-    columns: dict[str, np.ndarray]  # FIELDS -> int64 [E]
-    url_tokens: np.ndarray  # int64 [U, K] hashed URL tokens per distinct page; 0 = padding
-    text: np.ndarray  # float32 [S, text_dim]; row 0 = zeros (no text)
-
-    @property
-    def lengths(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
+def _encode(values: list[Any]) -> tuple[np.ndarray, list[Any]]:
+    """`_codes` for a Python list."""
+    index: dict[Any, int] = {}
+    codes = [0 if v is None else index.setdefault(v, len(index) + 1) for v in values]
+    return np.array(codes, np.int64), list(index)
 
 
-@dataclass
-class EventBatch:
-    """A padded batch: B sessions x T events (T = longest in the batch), plus the per-batch tables."""
-
-    page: torch.Tensor  # [B, T] page id (0 pad)
-    page_bucket: torch.Tensor  # [B, T] the page's OOV bucket id (for page dropout in training)
-    url: torch.Tensor  # [B, T] row of url_tokens
-    title: torch.Tensor  # [B, T] row of text
-    query: torch.Tensor  # [B, T] row of text
-    event_type: torch.Tensor  # [B, T]
-    device: torch.Tensor  # [B, T]
-    dwell: torch.Tensor  # [B, T] dwell bucket
-    gap: torch.Tensor  # [B, T] time-since-previous bucket
-    referrer: torch.Tensor  # [B, T] referrer class
-    lengths: torch.Tensor  # [B] events per session
-    url_tokens: torch.Tensor  # [U, K]
-    text: torch.Tensor  # [S, text_dim] float32
-
-    def to(self, device: torch.device | str) -> EventBatch:
-        return EventBatch(**{k: v.to(device, non_blocking=True) for k, v in self.__dict__.items()})
-
-    @property
-    def padding(self) -> torch.Tensor:
-        """[B, T] True where the position holds no event."""
-        T = self.page.shape[1]
-        return torch.arange(T, device=self.page.device)[None, :] >= self.lengths[:, None]
+def _lut(values: list[Any], ids: Callable[[Any], int], null: int = PAD, strip: bool = False) -> np.ndarray:
+    """Look-up table from codes to ids: [null, ids(v) for each distinct v] (v stripped of spaces if `strip`)."""
+    return np.array([null] + [ids(v.strip() if strip else v) for v in values], np.int64)
 
 
-def collate(
-    frame: EventFrame,
-    rows: np.ndarray,
-    starts: np.ndarray | None = None,
-    lengths: np.ndarray | None = None,
-) -> EventBatch:
-    """Sessions `rows` of `frame` as a padded batch; `starts`/`lengths` cut sub-sequences instead."""
-    rows = np.asarray(rows, np.int64)
-    full = frame.lengths[rows]
-    starts = np.zeros_like(rows) if starts is None else np.asarray(starts, np.int64)
-    lengths = full if lengths is None else np.asarray(lengths, np.int64)
-    T = int(lengths.max()) if len(lengths) else 0
-    valid = np.arange(T)[None, :] < lengths[:, None]  # [B, T]
-    idx = np.where(valid, frame.offsets[rows][:, None] + starts[:, None] + np.arange(T)[None, :], 0)
-    cols = {}
-    for name in FIELDS:
-        col = frame.columns[name]
-        cols[name] = np.where(valid, col[idx], PAD) if col.size else np.zeros((len(rows), T), np.int64)
-    if T:
-        cols["gap"][:, 0] = np.where(lengths > 0, FIRST, PAD)  # a sub-sequence starts afresh
-    # Keep only the table rows this batch uses, so the model projects S << all strings.
-    url_rows, url_idx = np.unique(cols["url"], return_inverse=True)
-    text_rows, text_idx = np.unique(np.concatenate([cols["title"], cols["query"]]), return_inverse=True)
-    cols["url"] = url_idx.reshape(cols["url"].shape)
-    text_idx = text_idx.reshape(2 * len(rows), T)
-    cols["title"], cols["query"] = text_idx[: len(rows)], text_idx[len(rows) :]
-    return EventBatch(
-        **{k: torch.from_numpy(np.ascontiguousarray(v, np.int64)) for k, v in cols.items()},
-        lengths=torch.from_numpy(lengths.copy()),
-        url_tokens=torch.from_numpy(frame.url_tokens[url_rows]),
-        text=torch.from_numpy(frame.text[text_rows]),
-    )
+def _dtype(source: str) -> type:
+    """Timestamps stay exact int64 microseconds; durations may arrive as floats."""
+    return np.int64 if source == "ts" else np.float64
 
 
 CACHE_BYTES = 32 << 20  # per cache of a Featurizer (pages, referrers, URL hosts)
@@ -324,8 +100,7 @@ class Featurizer:
         self.text = text
         self.cache_limit = cache_limit
         self._page_index = {p: i + 1 for i, p in enumerate(vocab.pages)}
-        self._types = {t: i + 2 for i, t in enumerate(vocab.event_types)}
-        self._devices = {d: i + 2 for i, d in enumerate(vocab.devices)}
+        self._categories = {name: {v: i + 2 for i, v in enumerate(known)} for name, known in vocab.categories.items()}
         # Per distinct string, each bounded by entries and bytes (keys are client text: clickintent.cache)
         self._pages: BoundedCache[str, tuple[int, int, list[int]]] = BoundedCache(
             cache_limit, cache_bytes, _page_bytes
@@ -333,7 +108,7 @@ class Featurizer:
         self._referrers: BoundedCache[str, tuple[int, str, str]] = BoundedCache(
             cache_limit, cache_bytes, _referrer_bytes
         )  # referrer -> (class id, site, search terms)
-        self._hosts: BoundedCache[str, str] = BoundedCache(cache_limit, cache_bytes)  # url -> host
+        self._hosts: BoundedCache[str, str] = BoundedCache(cache_limit, cache_bytes)  # url -> site
 
     # --- per distinct string ----------------------------------------------------------------------
 
@@ -355,16 +130,16 @@ class Featurizer:
         if got is None:
             kind = referrer_kind(referrer)
             terms = search_terms(referrer) if kind == "search" else ""
-            got = self._referrers.put(referrer, (1 + REFERRER_CLASSES.index(kind), _host(referrer), terms))
+            got = self._referrers.put(referrer, (1 + REFERRER_CLASSES.index(kind), site(referrer), terms))
         return got
 
-    def _url_host(self, url: str) -> str:
+    def _url_site(self, url: str) -> str:
         got = self._hosts.get(url)
         if got is None:
-            got = self._hosts.put(url, _host(url))
+            got = self._hosts.put(url, site(url))
         return got
 
-    # --- whole columns ----------------------------------------------------------------------------
+    # --- the two front-ends -----------------------------------------------------------------------
 
     def frame(self, sessions: pa.Table | pa.RecordBatch) -> EventFrame:
         """Featurize the `events` column of `sessions` (any other columns are ignored)."""
@@ -374,137 +149,112 @@ class Featurizer:
         arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
         v = self.vocab
         lengths = pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        events: pa.StructArray = arr.flatten()
+        events = flat_events(arr)
         if (lengths > v.max_events).any():  # keep the last max_events events of long sessions
             ends = np.cumsum(lengths)
             pos_from_end = np.repeat(ends, lengths) - np.arange(ends[-1] if len(ends) else 0)
             events = events.filter(pa.array(pos_from_end <= v.max_events))
             lengths = np.minimum(lengths, v.max_events)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        n = int(offsets[-1])
-        cols: dict[str, np.ndarray] = {}
-
-        # page: id, OOV bucket and URL tokens per distinct page
-        codes, uniq = _codes(events.field("page"))
-        info = [self._page(p) if p else (UNK, UNK, []) for p in uniq]
-        cols["page"] = np.array([PAD] + [i[0] for i in info], np.int64)[codes]
-        cols["page_bucket"] = np.array([PAD] + [i[1] for i in info], np.int64)[codes]
-        cols["url"] = codes
-        url_tok = np.zeros((len(uniq) + 1, v.max_url_tokens), np.int64)
-        for row, (_, _, toks) in enumerate(info, start=1):
-            url_tok[row, : len(toks)] = toks
-
-        # page title and search query: rows of one table of distinct strings
-        strings: dict[str, int] = {}
-        for name, source in (("title", "page_title"), ("query", "search_query")):
-            codes, uniq = _codes(events.field(source))
-            lut = np.zeros(len(uniq) + 1, np.int64)
-            for i, s in enumerate(uniq, start=1):
-                s = (s or "").strip()
-                if s:
-                    lut[i] = strings.setdefault(s, len(strings) + 1)
-            cols[name] = lut[codes]
-        # referrer class; an external search's words stand in for a missing search query
-        cols["referrer"], terms = self._referrer_ids(events, strings)
-        cols["query"] = np.where(cols["query"] > 0, cols["query"], terms)
-        text = np.zeros((len(strings) + 1, v.text_dim), np.float32)
-        if strings:
-            text[1:] = self.text.lookup(list(strings))
-
-        # categorical fields
-        for name, table in (("event_type", self._types), ("device", self._devices)):
-            codes, uniq = _codes(pc.utf8_lower(events.field(name)))
-            lut = np.array([UNK] + [table.get(s or "", UNK) for s in uniq], np.int64)
-            cols[name] = lut[codes]
-
-        # dwell and time since the previous event, log-bucketed
-        dwell = pc.fill_null(events.field("dwell_ms"), -1).to_numpy(zero_copy_only=False)
-        cols["dwell"] = time_bucket(dwell, v.n_time_buckets)
-        ts_arr = events.field("ts")
-        ts = pc.fill_null(ts_arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-        gap_ms = np.full(n, -1.0)  # negative = no previous event -> bucket FIRST
-        if n > 1:
-            gap_ms[1:] = np.maximum((ts[1:] - ts[:-1]) / 1000.0, 0.0)
-        gap_ms[offsets[:-1][lengths > 0]] = -1.0
-        if ts_arr.null_count:
-            nulls = pc.is_null(ts_arr).to_numpy(zero_copy_only=False)
-            gap_ms[nulls | np.concatenate([[False], nulls[:-1]])] = -1.0
-        cols["gap"] = time_bucket(gap_ms, v.n_time_buckets)
-        return EventFrame(offsets=offsets, columns=cols, url_tokens=url_tok, text=text)
-
-    def _referrer_ids(self, events: pa.StructArray, strings: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(referrer class per event, text row of its search words or 0); 'internal' where the referrer's
-        site is the event URL's site. Search words are added to `strings`."""
-        codes, uniq = _codes(events.field("referrer"))
-        ref = [self._referrer(r) if r else (1, "", "") for r in uniq]
-        kind = np.array([1] + [r[0] for r in ref], np.int64)[codes]  # null -> direct
-        hosts: dict[str, int] = {"": 0}
-        ref_host = np.array([0] + [hosts.setdefault(r[1], len(hosts)) for r in ref], np.int64)[codes]
-        ucodes, uurls = _codes(events.field("url"))
-        url_host = np.array([0] + [hosts.setdefault(self._url_host(u or ""), len(hosts)) for u in uurls])
-        url_host = url_host[ucodes]
-        internal = (ref_host > 0) & (ref_host == url_host)
-        rows = [strings.setdefault(r[2], len(strings) + 1) if r[2] else 0 for r in ref]
-        terms = np.array([0, *rows], np.int64)[codes]
-        return np.where(internal, 1 + REFERRER_CLASSES.index("internal"), kind), np.where(internal, 0, terms)
+        numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in _NUMBERS:
+            col = events.field(name)
+            col = col.cast(pa.int64()) if name == "ts" else col  # timestamps in microseconds
+            values = pc.fill_null(col, 0).to_numpy(zero_copy_only=False).astype(_dtype(name))
+            numbers[name] = values, pc.is_null(col).to_numpy(zero_copy_only=False)
+        strings = {name: _codes(events.field(name)) for name in _STRINGS}
+        return self._frame(_Chunk(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64), strings, numbers))
 
     def frame_rows(self, sessions: Sequence[Sequence[Mapping[str, Any]]]) -> EventFrame:
         """Featurize sessions given as lists of event dicts (SESSION_EVENT fields; `ts` a datetime, an ISO
         string or microseconds since the epoch). Plain Python, no Arrow: the low-latency path for a few
-        sessions (the service). Gives the same frame as `frame` (a test checks it)."""
+        sessions (the service); the same `_frame` as `frame_events` does the rest."""
+        events = [ev for evs in sessions for ev in list(evs)[-self.vocab.max_events :]]
+        lengths = [min(len(evs), self.vocab.max_events) for evs in sessions]
+        numbers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in _NUMBERS:
+            raw = [_micros(ev.get(name)) if name == "ts" else ev.get(name) for ev in events]
+            null = np.array([x is None for x in raw], bool)
+            numbers[name] = np.array([0 if x is None else x for x in raw], _dtype(name)), null
+        strings = {name: _encode([ev.get(name) for ev in events]) for name in _STRINGS}
+        return self._frame(_Chunk(np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]), strings, numbers))
+
+    # --- one featurizing pass ---------------------------------------------------------------------
+
+    def _frame(self, chunk: _Chunk) -> EventFrame:
+        """The ids of every field of EVENT_FIELDS for a dictionary-encoded chunk (see the module doc)."""
         v = self.vocab
-        sessions = [list(evs)[-v.max_events :] for evs in sessions]
-        lengths = np.array([len(evs) for evs in sessions], np.int64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        n = int(offsets[-1])
-        cols = {name: np.zeros(n, np.int64) for name in FIELDS}
-        url_rows: dict[str, int] = {}
-        url_tok: list[list[int]] = [[]]
-        strings: dict[str, int] = {}
-        dwell = np.full(n, -1.0)
-        gap = np.full(n, -1.0)
-        i = 0
-        for evs in sessions:
-            prev: int | None = None
-            for ev in evs:
-                page = ev.get("page")
-                if page is not None:
-                    pid, bucket, toks = self._page(page) if page else (UNK, UNK, [])
-                    cols["page"][i], cols["page_bucket"][i] = pid, bucket
-                    row = url_rows.get(page)
-                    if row is None:
-                        row = url_rows[page] = len(url_tok)
-                        url_tok.append(toks)
-                    cols["url"][i] = row
-                for name, source in (("title", "page_title"), ("query", "search_query")):
-                    text = (ev.get(source) or "").strip()
-                    if text:
-                        cols[name][i] = strings.setdefault(text, len(strings) + 1)
-                cols["event_type"][i] = self._types.get((ev.get("event_type") or "").lower(), UNK)
-                cols["device"][i] = self._devices.get((ev.get("device") or "").lower(), UNK)
-                if ev.get("dwell_ms") is not None:
-                    dwell[i] = ev["dwell_ms"]
-                ts = _micros(ev.get("ts"))
-                if ts is not None and prev is not None:
-                    gap[i] = max((ts - prev) / 1000.0, 0.0)
-                prev = ts
-                referrer = ev.get("referrer")
-                kind, ref_site, terms = self._referrer(referrer) if referrer else (1, "", "")
-                if ref_site and ref_site == self._url_host(ev.get("url") or ""):
-                    kind, terms = 1 + REFERRER_CLASSES.index("internal"), ""
-                cols["referrer"][i] = kind
-                if terms and not cols["query"][i]:
-                    cols["query"][i] = strings.setdefault(terms, len(strings) + 1)
-                i += 1
-        cols["dwell"] = time_bucket(dwell, v.n_time_buckets)
-        cols["gap"] = time_bucket(gap, v.n_time_buckets)
-        tokens = np.zeros((len(url_tok), v.max_url_tokens), np.int64)
-        for row, toks in enumerate(url_tok):
-            tokens[row, : len(toks)] = toks
+        cols: dict[str, np.ndarray] = {}
+        strings: dict[str, int] = {}  # distinct texts -> row of the text table
+        url_tok = np.zeros((1, v.max_url_tokens), np.int64)
+        for f in EVENT_FIELDS:
+            if f.kind == "page":
+                url_tok = self._page_ids(f, chunk, cols)
+            elif f.kind == "text":
+                codes, uniq = chunk.strings[f.source]
+                cols[f.name] = _lut(uniq, lambda s: _text_row(strings, s), strip=True)[codes]
+            elif f.kind == "category":
+                codes, uniq = chunk.strings[f.source]
+                known = self._categories[f.name]
+                cols[f.name] = _lut(uniq, lambda s: known.get(s.lower(), UNK), null=UNK)[codes]  # noqa: B023
+            elif f.kind == "duration":
+                ms, null = chunk.numbers[f.source]
+                cols[f.name] = time_bucket(np.where(null, -1.0, ms), v.n_time_buckets)
+            elif f.kind == "gap":
+                cols[f.name] = time_bucket(_gaps(chunk.offsets, *chunk.numbers[f.source]), v.n_time_buckets)
+            elif f.kind == "referrer":
+                cols[f.name] = self._referrer_ids(f, chunk, cols, strings)
         text = np.zeros((len(strings) + 1, v.text_dim), np.float32)
         if strings:
             text[1:] = self.text.lookup(list(strings))
-        return EventFrame(offsets=offsets, columns=cols, url_tokens=tokens, text=text)
+        return EventFrame(offsets=chunk.offsets, columns=cols, url_tokens=url_tok, text=text)
+
+    def _page_ids(self, f: EventField, chunk: _Chunk, cols: dict[str, np.ndarray]) -> np.ndarray:
+        """Page id, OOV bucket and URL-token row per event (into cols); returns the URL-token table."""
+        codes, uniq = chunk.strings[f.source]
+        info = [self._page(p) if p else (UNK, UNK, []) for p in uniq]
+        cols[f.name] = _lut(info, lambda i: i[0])[codes]
+        cols["page_bucket"] = _lut(info, lambda i: i[1])[codes]
+        cols["url"] = codes
+        url_tok = np.zeros((len(uniq) + 1, self.vocab.max_url_tokens), np.int64)
+        for row, (_, _, toks) in enumerate(info, start=1):
+            url_tok[row, : len(toks)] = toks
+        return url_tok
+
+    def _referrer_ids(
+        self, f: EventField, chunk: _Chunk, cols: dict[str, np.ndarray], strings: dict[str, int]
+    ) -> np.ndarray:
+        """Referrer class per event; 'internal' where the referrer's site is the event URL's site. An
+        external search's words become the query text of an event without one (added to `strings`)."""
+        codes, uniq = chunk.strings[f.source]
+        ref = [self._referrer(r) if r else (1, "", "") for r in uniq]
+        kind = _lut(ref, lambda r: r[0], null=1)[codes]  # null -> direct
+        sites: dict[str, int] = {"": 0}
+        ref_site = _lut(ref, lambda r: sites.setdefault(r[1], len(sites)))[codes]
+        ucodes, uurls = chunk.strings["url"]
+        url_site = _lut(uurls, lambda u: sites.setdefault(self._url_site(u or ""), len(sites)))[ucodes]
+        internal = (ref_site > 0) & (ref_site == url_site)
+        terms = _lut(ref, lambda r: _text_row(strings, r[2]))[codes]
+        cols["query"] = np.where((cols["query"] > 0) | internal, cols["query"], terms)
+        return np.where(internal, INTERNAL, kind)
+
+
+def _text_row(strings: dict[str, int], text: str) -> int:
+    """Row of `text` in the chunk's text table (added if new); 0 for no text."""
+    return strings.setdefault(text, len(strings) + 1) if text else 0
+
+
+def _gaps(offsets: np.ndarray, ts: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Milliseconds since the previous event of the session; -1 (bucket FIRST) for a session's first event
+    and where this or the previous event has no time."""
+    n = int(offsets[-1])
+    gap_ms = np.full(n, -1.0)
+    if n > 1:
+        gap_ms[1:] = np.maximum((ts[1:] - ts[:-1]) / 1000.0, 0.0)
+    lengths = np.diff(offsets)
+    gap_ms[offsets[:-1][lengths > 0]] = -1.0
+    if null.any():
+        gap_ms[null | np.concatenate([[False], null[:-1]])] = -1.0
+    return gap_ms
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -7,6 +7,9 @@ gap, referrer class) plus a position; a [CLS] token is prepended, a pre-LayerNor
 the sequence, and the [CLS] state is projected and L2-normalised. A page never seen in training still gets
 its URL-token and text parts. The masked-event heads (page, event type) read the per-event states.
 
+The event parts are read from the declared field table (fields.EVENT_FIELDS): one id embedding per field,
+named after it. The forward pass is written in spellings ONNX can export (serve/onnx.py traces this very
+forward): the URL-token mean is a masked sum, and an export always builds the padding mask.
 What it leaves out: the objectives (objectives.py), featurization (features.py), and training (train.py).
 Shapes: B sessions, T events (padded to the longest in the batch), D width, U distinct pages and S distinct
 strings in the batch, K URL tokens per page.
@@ -14,21 +17,27 @@ strings in the batch, K URL tokens per page.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from clickintent.encoder.features import REFERRER_CLASSES, EventBatch, Vocab
+from clickintent.encoder.batches import EventBatch
+from clickintent.encoder.fields import CATEGORIES, EMBEDDED, EVENT_FIELDS, EventField
+from clickintent.encoder.vocab import Vocab
+from clickintent.urls import REFERRER_CLASSES
+
+TEXT_FIELDS = tuple(f for f in EVENT_FIELDS if f.kind == "text")
 
 
 @dataclass
 class EncoderConfig:
     n_page_ids: int = 1 + 1024  # padding + known pages + OOV buckets (from the Vocab)
-    n_event_types: int = 2 + 9  # padding, unknown, known event types (from the Vocab)
-    n_devices: int = 2 + 3  # padding, unknown, known devices (from the Vocab)
+    # ids of each category field of fields.EVENT_FIELDS: padding, unknown, known values (from the Vocab);
+    # encoder.json stores them flat, as n_<vocab_key> (n_event_types, n_devices)
+    n_categories: dict[str, int] = field(default_factory=lambda: {f.name: 2 + len(f.always) for f in CATEGORIES})
     n_url_buckets: int = 4096  # hashed URL tokens, 0 = padding
     n_time_buckets: int = 16  # log2 buckets for dwell and time since the previous event
     n_referrer_classes: int = 1 + len(REFERRER_CLASSES)  # padding + direct/search/email/social/internal/other
@@ -48,8 +57,7 @@ class EncoderConfig:
             **{
                 **asdict(self),
                 "n_page_ids": vocab.n_page_ids,
-                "n_event_types": vocab.n_event_types,
-                "n_devices": vocab.n_devices,
+                "n_categories": {f.name: vocab.n_ids(f) for f in CATEGORIES},
                 "n_url_buckets": vocab.n_url_buckets,
                 "n_time_buckets": vocab.n_time_buckets,
                 "text_dim": vocab.text_dim,
@@ -67,16 +75,32 @@ class EncoderConfig:
         if wrong:
             raise ValueError("encoder config does not match the vocabulary: " + "; ".join(wrong))
 
+    @property
+    def n_event_types(self) -> int:
+        return self.n_categories["event_type"]
+
+    def n_ids(self, f: EventField) -> int:
+        """Rows of the id embedding of an embedded field (fields.EMBEDDED)."""
+        sizes = {"page": self.n_page_ids, "duration": self.n_time_buckets + 2, "gap": self.n_time_buckets + 2,
+                 "referrer": self.n_referrer_classes}  # fmt: skip
+        return self.n_categories[f.name] if f.kind == "category" else sizes[f.kind]
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        cats = data.pop("n_categories")
+        return {"n_page_ids": data.pop("n_page_ids"), **{f"n_{f.vocab_key}": cats[f.name] for f in CATEGORIES}, **data}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EncoderConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        data = dict(data)
+        missing = [f"n_{f.vocab_key}" for f in CATEGORIES if f"n_{f.vocab_key}" not in data]
+        if missing:
+            raise ValueError(f"encoder config has no {', '.join(missing)} (written before those event fields: retrain)")
+        cats = {f.name: data.pop(f"n_{f.vocab_key}") for f in CATEGORIES}
+        unknown = set(data) - {f.name for f in fields(cls)} - {"n_categories"}
         if unknown:
             raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
-        return cls(**data)
+        return cls(**data, n_categories=cats)
 
 
 class EventEmbedding(nn.Module):
@@ -88,14 +112,13 @@ class EventEmbedding(nn.Module):
         self.use_text = cfg.use_text
         self.page = nn.Embedding(cfg.n_page_ids, D, padding_idx=0)
         self.url = nn.Embedding(cfg.n_url_buckets, D, padding_idx=0)  # averaged over a page's tokens in forward
-        # one projection for both text parts: [:D] reads page titles, [D:] search queries. Bias-free, so
-        # "no text" (a zero row) adds nothing.
-        self.text = nn.Linear(cfg.text_dim, 2 * D, bias=False)
-        self.event_type = nn.Embedding(cfg.n_event_types, D, padding_idx=0)
-        self.device = nn.Embedding(cfg.n_devices, D, padding_idx=0)
-        self.dwell = nn.Embedding(cfg.n_time_buckets + 2, D, padding_idx=0)
-        self.gap = nn.Embedding(cfg.n_time_buckets + 2, D, padding_idx=0)
-        self.referrer = nn.Embedding(cfg.n_referrer_classes, D, padding_idx=0)
+        # one projection for all text fields: [:D] reads page titles, [D:2D] search queries (TEXT_FIELDS).
+        # Bias-free, so "no text" (a zero row) adds nothing.
+        self.text = nn.Linear(cfg.text_dim, len(TEXT_FIELDS) * D, bias=False)
+        # one id embedding per other field of fields.EVENT_FIELDS, under the field's name (event_type, ...)
+        self.id_fields = [f for f in EMBEDDED if f.kind != "page"]
+        for f in self.id_fields:
+            self.add_module(f.name, nn.Embedding(cfg.n_ids(f), D, padding_idx=0))
         self.pos = nn.Embedding(cfg.max_events + 1, D)  # 0 = [CLS]
         self.cls = nn.Parameter(torch.zeros(D))
         self.mask = nn.Parameter(torch.zeros(D))  # replaces the whole content of a masked event
@@ -110,18 +133,13 @@ class EventEmbedding(nn.Module):
         # sum rather than nn.EmbeddingBag(mode="mean"), which ONNX has no operator for (same maths).
         present = (b.url_tokens != 0).to(self.url.weight.dtype)  # [U, K]
         url = (self.url(b.url_tokens) * present[..., None]).sum(1) / present.sum(1, keepdim=True).clamp(min=1.0)
-        x = (
-            self.page(b.page)  # [B, T, D]
-            + url[b.url]
-            + self.event_type(b.event_type)
-            + self.device(b.device)
-            + self.dwell(b.dwell)
-            + self.gap(b.gap)
-            + self.referrer(b.referrer)
-        )
+        x = self.page(b.page) + url[b.url]  # [B, T, D]
+        for f in self.id_fields:
+            x = x + self.get_submodule(f.name)(b.ids[f.name])
         if self.use_text:
             text = self.text(b.text)  # [S, 384] -> [S, 2D]: each distinct string projected once
-            x = x + text[b.title, :D] + text[b.query, D:]  # gathered to [B, T, D]
+            for i, f in enumerate(TEXT_FIELDS):
+                x = x + text[b.ids[f.name], i * D : (i + 1) * D]  # gathered to [B, T, D]
         if mask is not None:  # [B, T] bool
             x = torch.where(mask[..., None], self.mask.to(x.dtype), x)
         x = torch.cat([self.cls.expand(B, 1, -1), x], dim=1)  # [B, 1+T, D]

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clickintent.encoder.features import EventBatch
+from clickintent.encoder.batches import EventBatch
 from clickintent.encoder.model import SessionEncoder
 
 
@@ -61,7 +61,7 @@ def drop_pages(batch: EventBatch, rate: float, rng: np.random.Generator) -> Even
         return batch
     drop = torch.from_numpy(rng.random(tuple(batch.page.shape)) < rate).to(batch.page.device)
     page = torch.where(drop & (batch.page > 0), batch.page_bucket, batch.page)
-    return EventBatch(**{**batch.__dict__, "page": page})
+    return batch.replace(page=page)
 
 
 def masked_counts(batch: EventBatch, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

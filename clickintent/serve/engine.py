@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
-from clickintent.encoder.features import EventBatch
+from clickintent.encoder.batches import EventBatch
 from clickintent.encoder.model import SessionEncoder
 
 

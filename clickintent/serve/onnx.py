@@ -25,13 +25,15 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the extra
     raise ImportError("the ONNX engine needs ONNX Runtime: pip install 'clickintent[onnx]'") from exc
 
-from clickintent.encoder.features import EventBatch
+from clickintent.encoder.batches import EventBatch
+from clickintent.encoder.fields import COLUMNS, TABLES
 from clickintent.encoder.model import SessionEncoder
 from clickintent.serve.engine import Engine
 
-INPUTS = ("page", "url", "title", "query", "event_type", "device", "dwell", "gap", "referrer", "lengths",
-          "url_tokens", "text", "mask")  # fmt: skip
-PER_EVENT = ("page", "url", "title", "query", "event_type", "device", "dwell", "gap", "referrer", "mask")
+# the graph's inputs, from the declared event fields: every per-event column the forward reads (not
+# page_bucket, which only feeds page dropout in training), the lengths, the tables and the event mask
+PER_EVENT = (*(c for c in COLUMNS if c != "page_bucket"), "mask")
+INPUTS = (*PER_EVENT[:-1], "lengths", *TABLES, "mask")
 
 
 class _Exported(nn.Module):
@@ -43,9 +45,9 @@ class _Exported(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         named = dict(zip(INPUTS, inputs, strict=True))
-        mask = named.pop("mask")  # [B, T] bool: hidden events
-        # page_bucket only feeds page dropout in training; the forward pass never reads it
-        z, _ = self.m(EventBatch(page_bucket=named["page"], **named), mask, cls_only=True)
+        ids = {name: named[name] for name in PER_EVENT[:-1]}  # [B, T] each
+        batch = EventBatch({**ids, "page_bucket": ids["page"]}, named["lengths"], named["url_tokens"], named["text"])
+        z, _ = self.m(batch, named["mask"], cls_only=True)  # mask [B, T] bool: hidden events
         return z  # [B, out_dim]
 
 
@@ -55,10 +57,10 @@ def export_onnx(model: SessionEncoder) -> bytes:
     T = 3
     example = (
         *(torch.ones(2, T, dtype=torch.int64) for _ in PER_EVENT[:-1]),
-        torch.tensor([T, 2]),
-        torch.ones(2, 4, dtype=torch.int64),
-        torch.zeros(2, model.config.text_dim),
-        torch.zeros(2, T, dtype=torch.bool),
+        torch.tensor([T, 2]),  # lengths
+        torch.ones(2, 4, dtype=torch.int64),  # url_tokens
+        torch.zeros(2, model.config.text_dim),  # text
+        torch.zeros(2, T, dtype=torch.bool),  # mask
     )
     axes = {name: {0: "B", 1: "T"} for name in PER_EVENT}
     axes.update(lengths={0: "B"}, url_tokens={0: "U", 1: "K"}, text={0: "S"}, z={0: "B"})
