@@ -9,7 +9,7 @@ import click
 from tqdm import tqdm
 
 from clickintent.cli.errors import StepInput, one_line
-from clickintent.cli.options import engine_options
+from clickintent.cli.options import engine_options, out_dir_option
 from clickintent.ingest import IngestError, IngestOptions, IngestReport, ingest
 from clickintent.ingest.presets import PRESET_NAMES
 from clickintent.ingest.transform import TS_UNITS
@@ -54,14 +54,7 @@ def print_sessionize_summary(report: SessionizeReport) -> None:
 
 @click.command("ingest")
 @click.argument("input_path", metavar="INPUT", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="Directory for events.parquet, quarantine.parquet and ingest_report.json.",
-)
+@out_dir_option("Directory for events.parquet, quarantine.parquet and ingest_report.json.")
 @click.option(
     "--preset",
     type=click.Choice(PRESET_NAMES),

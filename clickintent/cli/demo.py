@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from clickintent.cli.options import out_dir_option
 from clickintent.distill.report import DistillReport
 from clickintent.report import write_run_report
 from clickintent.run import RunLayout
@@ -88,14 +89,7 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
 
 
 @click.command("demo")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("out"),
-    show_default=True,
-    help="Directory for every output; the report is OUT/report.html.",
-)
+@out_dir_option("Directory for every output; the report is OUT/report.html.")
 @click.option(
     "--visitors", default=20000, show_default=True, type=click.IntRange(min=50), help="People in the simulated world."
 )

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from clickintent.cli.errors import StepInput, TaxonomyFile
+from clickintent.cli.options import out_dir_option
 from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
 
 OptPath = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -24,13 +25,8 @@ def _read(path: Path | None) -> pa.Table | None:
 
 @click.command("split")
 @click.argument("visits", type=StepInput(SESSIONS, "split"))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory for split.json, split-keys.parquet, learn-visits.parquet, eval-visits.parquet.",
-)
+@out_dir_option("Directory for split.json, split-keys.parquet, learn-visits.parquet, eval-visits.parquet.",
+                default=None)
 @click.option(
     "--sim",
     "sim_dir",

@@ -1,4 +1,4 @@
-"""CLI options shared by several command groups: `--engine local|spark` and `--spark-master`.
+"""CLI options shared by several command groups: `--engine local|spark`, `--spark-master`, `--out DIR`.
 
 Every command with a Spark path (ingest, sessionize, embed, label) takes the same two options with the same
 values, passed to the command as `engine` and `spark_master`. `local` is the in-process path (DuckDB for
@@ -10,6 +10,7 @@ runtime (ONNX or torch), not where a batch step runs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -42,3 +43,9 @@ def engine_options(local: str, spark: str) -> Callable[[Callable[..., None]], Ca
         return engine(master(command))
 
     return decorate
+
+
+def out_dir_option(help: str, default: str | None = "out") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--out DIR` (passed as `out_dir`): a folder a command writes into; `default` None makes it required."""
+    extra: dict[str, Any] = {"required": True} if default is None else {"default": Path(default), "show_default": True}
+    return click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help=help, **extra)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from clickintent.cli.options import out_dir_option
 from clickintent.sim import simulate
 
 
@@ -47,14 +48,7 @@ from clickintent.sim import simulate
     help="JSON config changing the world (intent, device, referrer mix, extra pages); "
     "a bare name picks a shipped one, e.g. 'shifted'. Default: the built-in world.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("out/sim"),
-    show_default=True,
-    help="Directory for events.parquet and truth/.",
-)
+@out_dir_option("Directory for events.parquet and truth/.", default="out/sim")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate_cmd(
     visitors: int, days: int, seed: int, signal: float, config: str | None, out_dir: Path, quiet: bool

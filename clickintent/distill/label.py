@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from clickintent import schema
 from clickintent.bundle import Bundle, load_bundle
 from clickintent.distill.classifier import COMPONENT, IntentClassifier
 from clickintent.encoder.embed import Embedder
+from clickintent.run import StepStats
 
 SOURCE = "distilled"
 
@@ -70,15 +70,7 @@ class Labeller:
         )
 
 
-@dataclass
-class LabelStats:
-    sessions: int
-    seconds: float
-    out: Path
-
-    @property
-    def per_second(self) -> float:
-        return self.sessions / self.seconds if self.seconds else 0.0
+LabelStats = StepStats  # sessions, seconds, out (clickintent/run.py)
 
 
 def label_file(

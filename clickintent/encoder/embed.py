@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from clickintent.encoder.features import EventFrame, Featurizer, Vocab, collate
 from clickintent.encoder.io import load_encoder
 from clickintent.encoder.model import SessionEncoder
 from clickintent.encoder.text import TextVectors, text_encoder
+from clickintent.run import StepStats
 from clickintent.schema import EMBEDDINGS
 
 log = logging.getLogger(__name__)
@@ -134,15 +134,7 @@ class Embedder:
         return table.combine_chunks().to_batches()[0] if len(table) else EMBEDDINGS.empty_table().to_batches()[0]
 
 
-@dataclass
-class EmbedStats:
-    sessions: int
-    seconds: float
-    out: Path
-
-    @property
-    def per_second(self) -> float:
-        return self.sessions / self.seconds if self.seconds else 0.0
+EmbedStats = StepStats  # sessions, seconds, out (clickintent/run.py)
 
 
 def embed_file(

@@ -7,7 +7,8 @@ validation slice of the training rows (the latest 20% by time) on the first fold
 the baseline columns a small fixed one, so a useless web block can be shrunk away without the baseline.
 The same code, the same search grid and the same standardisation for every feature set, so a difference
 in a metric is a difference in the features. Rows may carry weights (the conversion task fits on all its
-converting rows and a weighted sample of the others: run.py). Left out: trees (LightGBM), class weights.
+converting rows and a weighted sample of the others: run.py) and a fixed offset per class (the placebo check's
+known profile probabilities: run.py). Left out: trees (LightGBM), class weights.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class LogitData:
     position: np.ndarray | None = None  # [N, C] int64 screen position of each class (ranking), -1 if not shown
     n_base: int | None = None  # leading baseline columns (penalised by L2_BASE); None: all columns get `l2`
     weight: np.ndarray | None = None  # [N] row weights (None: all 1), e.g. for subsampled negatives
+    offset: np.ndarray | None = None  # [N, C] fixed scores added to every class's (e.g. log of known probabilities)
 
     def take(self, rows: np.ndarray) -> LogitData:
         return LogitData(
@@ -39,6 +41,7 @@ class LogitData:
             None if self.position is None else self.position[rows],
             self.n_base,
             None if self.weight is None else self.weight[rows],
+            None if self.offset is None else self.offset[rows],
         )
 
 
@@ -61,8 +64,10 @@ class MaskedLogit:
         self.warm_start = warm_start
 
     def _scores(self, X: np.ndarray, W: np.ndarray, b: np.ndarray, pos: np.ndarray, position: np.ndarray | None,
-                mask: np.ndarray | None) -> np.ndarray:  # fmt: skip
+                mask: np.ndarray | None, offset: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
         s = X @ W + b  # [N, C]
+        if offset is not None:
+            s = s + offset
         if position is not None:
             s = s + pos[np.clip(position, 0, self.n_positions - 1)]
         if mask is not None:
@@ -93,7 +98,7 @@ class MaskedLogit:
 
         def loss_grad(theta: np.ndarray) -> tuple[float, np.ndarray]:
             W, b, pos = theta[: F * C].reshape(F, C), theta[F * C : F * C + C], theta[F * C + C :]
-            s = self._scores(X, W.astype(np.float32), b, pos, position, mask).astype(np.float64)
+            s = self._scores(X, W.astype(np.float32), b, pos, position, mask, data.offset).astype(np.float64)
             s = s - s.max(axis=1, keepdims=True)
             e = np.exp(s)
             z = e.sum(axis=1, keepdims=True)
@@ -118,7 +123,7 @@ class MaskedLogit:
 
     def predict_proba(self, data: LogitData) -> np.ndarray:
         X = ((data.X - self.mean_) / self.std_).astype(np.float64)
-        s = self._scores(X, self.W_, self.b_, self.pos_, data.position, data.mask)
+        s = self._scores(X, self.W_, self.b_, self.pos_, data.position, data.mask, data.offset)
         s = s - s.max(axis=1, keepdims=True)
         e = np.exp(s)
         return e / e.sum(axis=1, keepdims=True)

@@ -72,6 +72,12 @@ class Inputs:
     true_intents: dict[str, str] | None = None  # session id -> intent (simulation)
     exact_visits: dict[str, tuple[np.ndarray, np.ndarray, float]] | None = None  # ceiling.visit_probabilities
     label_classes: list[str] | None = None  # taxonomy label ids, for the one-hot columns
+    # Simulation only: every fit (the baseline's too) adds the log of the world's profile-only probabilities,
+    # so a feature set gains only what the visit tells beyond segment, holdings, taste and bot status. The
+    # production baseline lacks those for anonymous visitors, and a visit reveals them (a placebo world's
+    # intents depend on the segment, a bot never applies): only against this baseline is signal 0 an exact
+    # placebo (docs/EVALUATION.md, "The placebo").
+    profile_baseline: bool = False
 
 
 DENSE_DIMS = 32  # dense blocks enter the models as their first principal components (docs/EVALUATION.md)
@@ -112,6 +118,7 @@ def _evaluate(inputs: Inputs, lookback_days: float, window_days: float, max_rows
     web = build_blocks(inputs)
     result: dict[str, Any] = {
         "split": split.to_dict(), "lookback_days": lookback_days, "window_days": window_days,
+        "baseline": "production + exact profile (simulation)" if inputs.profile_baseline else "production",
         "coverage": {name: b.coverage for name, b in web.blocks.items()},
         "tasks": {}, "comparisons": [], "not_applicable": {},
     }  # fmt: skip
@@ -126,6 +133,7 @@ def _evaluate(inputs: Inputs, lookback_days: float, window_days: float, max_rows
         result["not_applicable"]["tile ranking"] = "no app home-page views"
     else:
         tiles = tile_task(web, inputs.app_views, customers, inputs.products, split, lookback_days)
+        tiles = tiles.with_profile_offset() if inputs.profile_baseline else tiles
         tile_result = _try_task(result, "tile ranking", lambda: _run_task(tiles, web, sets, split, say))
         if tile_result is not None:
             result["tasks"]["tile ranking"] = tile_result
@@ -135,6 +143,7 @@ def _evaluate(inputs: Inputs, lookback_days: float, window_days: float, max_rows
         conv = conversion_task(web, inputs.conversions, customers, inputs.products, split, window_days,
                                inputs.exact_visits)  # fmt: skip
         conv = sample_people(conv.take(np.flatnonzero(split.folds_of_keys(conv.person) >= 0)), split, max_rows)
+        conv = conv.with_profile_offset() if inputs.profile_baseline else conv
         conv_result = _try_task(result, "conversion", lambda: _run_task(conv, web, sets, split, say))
         if conv_result is not None:
             result["tasks"]["conversion"] = conv_result
@@ -249,7 +258,7 @@ def fit_predict(task: TaskData, web: WebSessions, blocks: list[str], train: np.n
     """
     X = task.matrix(web, blocks)
     n_base = task.base.shape[1] if blocks and l2_base is not None else None
-    data = LogitData(X, task.y, task.mask, task.position, n_base=n_base)
+    data = LogitData(X, task.y, task.mask, task.position, n_base=n_base, offset=task.offset)
     everything = train
     if task.mask is None:  # conversion: every converting row, a weighted share of the rest (the fit's cost)
         train, data.weight = _sample_negatives(task, train)

@@ -52,6 +52,7 @@ class TaskData:
     outcome_end: np.ndarray  # [N] µs, when the outcome is known
     exact_full: np.ndarray | None = None  # [N, C] the world's P(class) knowing everything (simulation only)
     exact_profile: np.ndarray | None = None  # [N, C] the same from the profile alone
+    offset: np.ndarray | None = None  # [N, C] fixed scores every fit adds (with_profile_offset), or None
 
     def take(self, rows: np.ndarray) -> TaskData:
         def sub(a: np.ndarray | None) -> np.ndarray | None:
@@ -60,8 +61,17 @@ class TaskData:
         return TaskData(
             self.name, self.classes, self.base[rows], self.session_row[rows], self.recency_days[rows], self.y[rows],
             sub(self.mask), sub(self.position), self.person[rows], self.time[rows], self.outcome_end[rows],
-            sub(self.exact_full), sub(self.exact_profile),
+            sub(self.exact_full), sub(self.exact_profile), sub(self.offset),
         )  # fmt: skip
+
+    def with_profile_offset(self) -> TaskData:
+        """The same rows with the log of the world's profile-only probabilities as every fit's offset: a
+        baseline that knows segment, holdings, taste and who is a bot exactly (simulation only)."""
+        if self.exact_profile is None:
+            raise ValueError(f"{self.name}: no profile-only probabilities (only a simulated world has them)")
+        out = self.take(np.arange(len(self.y)))
+        out.offset = np.log(np.clip(self.exact_profile, 1e-12, None)).astype(np.float32)
+        return out
 
     def matrix(self, web: WebSessions, blocks: list[str]) -> np.ndarray:
         """[N, F]: the baseline's columns, then the web blocks'. Where the visit is older than the decision
