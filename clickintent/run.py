@@ -4,8 +4,7 @@ Two layouts exist. `RunLayout.demo(out)` is what `clickintent demo --out OUT` wr
 split/, bundle/, the taxonomy, labels, distill.json, evaluation.json, report.html); `RunLayout.flat(dir)` is
 one folder holding what the steps wrote there by hand (ingest_report.json, sessions.parquet, embeddings,
 taxonomy.json, labels.parquet, distill.json, evaluation.json). `RunLayout.find(dir)` tells them apart. The
-demo, the report and `benchmarks/bench_demo.py` read paths from here instead of spelling them. `StepStats`
-is what a step over one file reports (embed_file, label_file). Left out:
+demo, the report and `benchmarks/bench_demo.py` read paths from here instead of spelling them. Left out:
 creating folders (each step makes its own) and checking that the files exist.
 """
 
@@ -95,15 +94,3 @@ class RunLayout:
         """The simulator's folder when it holds the truth, else None (real data)."""
         return self.sim if (self.sim / "truth").exists() else None
 
-
-@dataclass(frozen=True)
-class StepStats:
-    """What a step over one sessions file did: how many sessions, in how long, written where."""
-
-    sessions: int
-    seconds: float
-    out: Path
-
-    @property
-    def per_second(self) -> float:
-        return self.sessions / self.seconds if self.seconds else 0.0

@@ -9,7 +9,6 @@ executor) use. Left out: top-k output in the Parquet file.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,15 +16,13 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import torch
 
 from clickintent import schema
 from clickintent.bundle import Bundle, load_bundle
 from clickintent.distill.classifier import COMPONENT, IntentClassifier
 from clickintent.encoder.embed import Embedder
-from clickintent.run import StepStats
+from clickintent.filestep import StepStats, map_file
 
 SOURCE = "distilled"
 
@@ -70,7 +67,7 @@ class Labeller:
         )
 
 
-LabelStats = StepStats  # sessions, seconds, out (clickintent/run.py)
+LabelStats = StepStats  # sessions, seconds, out (clickintent/filestep.py)
 
 
 def label_file(
@@ -85,38 +82,20 @@ def label_file(
     progress: bool = False,
 ) -> LabelStats:
     """Label every session of `sessions` (or every row of `embeddings`, when given: no encoder call)."""
-    from tqdm.auto import tqdm
 
     labeller = Labeller.from_bundle(bundle, device, text_cache)
+
+    def from_vectors(chunk: pa.RecordBatch) -> pa.RecordBatch:
+        mat = chunk.column("embedding").flatten().to_numpy().reshape(chunk.num_rows, -1)
+        return labeller.labels_from_vectors(chunk.column("session_id"), mat)
+
     if embeddings is not None:
-        dataset, columns = ds.dataset(str(embeddings), format="parquet"), ["session_id", "embedding"]
-    elif sessions is not None:
-        dataset, columns = ds.dataset(str(sessions), format="parquet"), ["session_id", "events"]
-    else:
+        return map_file(embeddings, ["session_id", "embedding"], from_vectors, schema.LABELS, out,
+                        chunk_rows=chunk_rows, progress=progress, desc="label")  # fmt: skip
+    if sessions is None:
         raise ValueError("give sessions or embeddings to label")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    t0, n = time.perf_counter(), 0
-    bar = tqdm(total=dataset.count_rows(), unit="sess", disable=not progress, desc="label")
-    try:
-        with pq.ParquetWriter(tmp, schema.LABELS) as writer:
-            for chunk in dataset.to_batches(columns=columns, batch_size=chunk_rows):
-                if not chunk.num_rows:
-                    continue
-                if embeddings is not None:
-                    vecs = chunk.column("embedding")
-                    mat = vecs.flatten().to_numpy().reshape(chunk.num_rows, -1)
-                    writer.write_batch(labeller.labels_from_vectors(chunk.column("session_id"), mat))
-                else:
-                    writer.write_batch(labeller.labels_batch(chunk))
-                n += chunk.num_rows
-                bar.update(chunk.num_rows)
-        os.replace(tmp, out)
-    finally:
-        bar.close()
-        tmp.unlink(missing_ok=True)
-    return LabelStats(n, time.perf_counter() - t0, out)
+    return map_file(sessions, ["session_id", "events"], labeller.labels_batch, schema.LABELS, out,
+                    chunk_rows=chunk_rows, progress=progress, desc="label")  # fmt: skip
 
 
 def latency(

@@ -11,16 +11,12 @@ give the same vectors. What it leaves out: ONNX/quantised inference, GPU batchin
 from __future__ import annotations
 
 import logging
-import os
-import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 import torch
 
 from clickintent.bundle import Bundle
@@ -28,7 +24,7 @@ from clickintent.encoder.features import EventFrame, Featurizer, Vocab, collate
 from clickintent.encoder.io import load_encoder
 from clickintent.encoder.model import SessionEncoder
 from clickintent.encoder.text import TextVectors, text_encoder
-from clickintent.run import StepStats
+from clickintent.filestep import StepStats, map_file
 from clickintent.schema import EMBEDDINGS
 
 log = logging.getLogger(__name__)
@@ -134,7 +130,7 @@ class Embedder:
         return table.combine_chunks().to_batches()[0] if len(table) else EMBEDDINGS.empty_table().to_batches()[0]
 
 
-EmbedStats = StepStats  # sessions, seconds, out (clickintent/run.py)
+EmbedStats = StepStats  # sessions, seconds, out (clickintent/filestep.py)
 
 
 def embed_file(
@@ -150,25 +146,6 @@ def embed_file(
 ) -> EmbedStats:
     """Stream sessions.parquet (a file or a directory of parts) into one embeddings.parquet file."""
     embedder = Embedder.from_bundle(bundle, device=device, text_cache=text_cache, batch_size=batch_size)
-    dataset = ds.dataset(str(sessions), format="parquet")
-    total = dataset.count_rows()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    t0, n = time.perf_counter(), 0
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, unit="sess", disable=not progress, desc="embed")
-    try:
-        with pq.ParquetWriter(tmp, EMBEDDINGS) as writer:
-            for chunk in dataset.to_batches(columns=["session_id", "events"], batch_size=chunk_rows):
-                if chunk.num_rows:
-                    writer.write_batch(embedder.embeddings_batch(chunk))
-                    n += chunk.num_rows
-                    bar.update(chunk.num_rows)
-        os.replace(tmp, out)
-    finally:
-        bar.close()
-        tmp.unlink(missing_ok=True)
-    return EmbedStats(n, time.perf_counter() - t0, out)
+    return map_file(sessions, ["session_id", "events"], embedder.embeddings_batch, EMBEDDINGS, out,
+                    chunk_rows=chunk_rows, progress=progress, desc="embed")  # fmt: skip
 
