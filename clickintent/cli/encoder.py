@@ -13,10 +13,8 @@ from pathlib import Path
 import click
 
 from clickintent.cli.errors import StepInput
-from clickintent.cli.options import engine_options
+from clickintent.cli.options import device_option, engine_options
 from clickintent.inputs import SESSIONS
-
-DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
 @click.command("train")
@@ -35,7 +33,7 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 @click.option("--patience", default=2, show_default=True, help="Early stopping after N flat epochs.")
 @click.option("--seed", default=0, show_default=True, help="Random seed (runs are deterministic per seed).")
 @click.option("--max-minutes", type=float, default=None, help="Wall-clock budget; keeps the best weights.")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to train (auto: CUDA if there).")
+@device_option("Where to train (auto: CUDA if there).")
 @click.option(
     "--threads", type=int, default=None,
     help="Torch CPU threads per process (default: torch's choice; with --nproc N, cores // N).",
@@ -132,7 +130,7 @@ def train_cmd(
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Sessions per model call [default: 128 on CPU, 512 on a GPU].")  # fmt: skip
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions read per chunk (bounds memory).")
-@click.option("--device", type=DEVICE, default="auto", show_default=True, help="Where to run the model.")
+@device_option("Where to run the model.")
 @click.option("--text-cache", type=click.Path(path_type=Path), default=None, help="Text-vector cache directory.")
 def embed_cmd(
     sessions: Path,

@@ -10,7 +10,7 @@ import click
 import pyarrow.parquet as pq
 
 from clickintent.cli.errors import StepInput
-from clickintent.cli.options import engine_options
+from clickintent.cli.options import device_option, engine_options
 from clickintent.inputs import EMBEDDINGS, SESSIONS
 
 
@@ -31,13 +31,7 @@ from clickintent.inputs import EMBEDDINGS, SESSIONS
 )
 @engine_options("stream in this process", "mapInArrow, written as a Parquet directory")
 @click.option("--chunk-rows", default=16_384, show_default=True, help="Sessions per chunk (bounds memory).")
-@click.option(
-    "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
-    default="auto",
-    show_default=True,
-    help="Where to run the encoder.",
-)
+@device_option("Where to run the encoder.")
 def label_cmd(sessions: Path, bundle: Path, out: Path, embeddings: Path | None, engine: str, spark_master: str,
               chunk_rows: int, device: str) -> None:  # fmt: skip
     """Label every session of SESSIONS with the distilled classifier (labels.parquet, source distilled)."""

@@ -1,4 +1,5 @@
-"""CLI options shared by several command groups: `--engine local|spark`, `--spark-master`, `--out DIR`.
+"""CLI options shared by several command groups: `--engine local|spark`, `--spark-master`, `--out DIR`,
+`--device auto|cpu|cuda`.
 
 Every command with a Spark path (ingest, sessionize, embed, label) takes the same two options with the same
 values, passed to the command as `engine` and `spark_master`. `local` is the in-process path (DuckDB for
@@ -49,3 +50,9 @@ def out_dir_option(help: str, default: str | None = "out") -> Callable[[Callable
     """`--out DIR` (passed as `out_dir`): a folder a command writes into; `default` None makes it required."""
     extra: dict[str, Any] = {"required": True} if default is None else {"default": Path(default), "show_default": True}
     return click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help=help, **extra)
+
+
+def device_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--device auto|cpu|cuda` (passed as `device`): where torch runs; auto takes CUDA when torch sees one."""
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                        help=help)  # fmt: skip

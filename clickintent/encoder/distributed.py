@@ -26,6 +26,7 @@ shared), sharding the model itself (FSDP: the encoder is small), gradient accumu
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import socket
@@ -209,10 +210,16 @@ def _run_worker(rank: int, world: int, local_rank: int, init_method: str, job: _
         dist.init_process_group("gloo", init_method=init_method, rank=rank, world_size=world)
     try:
         text = TextVectors(text_encoder(job.text_model, device=device.type), job.text_cache)
-        return train(
+        result = train(
             job.sessions, job.out, job.model_config, job.config, text=text, checkpoint_dir=job.checkpoint_dir,
             resume=job.resume, progress=job.progress, replica=Replica(rank, world, device),
         )  # fmt: skip
+        # Tear down together: rank 0 still writes the bundle when the others finish, and a rank whose gloo
+        # pairs close while its peer is busy, or whose DDP reducer (still holding gloo work) is collected
+        # only at interpreter exit, was seen to abort ("terminate called without an active exception").
+        gc.collect()
+        dist.barrier()
+        return result
     finally:
         dist.destroy_process_group()
 

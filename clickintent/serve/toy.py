@@ -15,6 +15,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+import click
+
 from clickintent.encoder.model import EncoderConfig
 
 # The encoder's default width (64) with 2 layers: the size the latency goals are stated for.
@@ -82,7 +84,8 @@ def main() -> None:
     parser.add_argument("--size", choices=["tiny", "default"], default="tiny", help="encoder size")
     args = parser.parse_args()
     config = DEFAULT_CONFIG if args.size == "default" else TINY_CONFIG
-    print(toy_bundle(args.out, sessions=args.sessions, epochs=args.epochs, config=config))
+    # a command-line entry point: its result, the bundle's path, goes to stdout as the CLI's do
+    click.echo(toy_bundle(args.out, sessions=args.sessions, epochs=args.epochs, config=config))
 
 
 if __name__ == "__main__":

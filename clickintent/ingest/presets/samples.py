@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -405,7 +406,8 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--visitors", type=int, default=12)
     args = parser.parse_args()
-    print(write_sample(args.preset, args.out_dir, args.visitors))
+    # a command-line entry point: its result, the file to ingest, goes to stdout as the CLI's do
+    click.echo(write_sample(args.preset, args.out_dir, args.visitors))
 
 
 if __name__ == "__main__":
