@@ -38,8 +38,10 @@ def map_file(source: str | Path, columns: list[str], fn: Callable[[pa.RecordBatc
     """Write `fn(chunk)` for every non-empty chunk of `source`'s `columns` into `out` (schema `schema`)."""
     from tqdm.auto import tqdm
 
-    dataset = ds.dataset(str(source), format="parquet")
     out = Path(out)
+    if out.is_dir():  # checked before any work: os.replace would fail only after the whole pass
+        raise ValueError(f"{out} is a folder: give the name of the Parquet file to write (a new or old file)")
+    dataset = ds.dataset(str(source), format="parquet")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     t0, n = time.perf_counter(), 0

@@ -20,7 +20,7 @@ CSV = "visitor_id,ts,url\n" + "".join(f"v{i % 3},2025-03-01T09:{i:02d}:00Z,https
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def files(tmp_path_factory: pytest.TempPathFactory, bundles: dict[str, Path]) -> dict[str, Path]:
     """One of each kind of file a user might hand to the wrong step."""
     d = tmp_path_factory.mktemp("wrong-input")
     (d / "good.csv").write_text(CSV + "v9,never,/x\n")  # one row quarantined
@@ -39,7 +39,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "a-file").write_text("x")
     for name in ("empty-dir", "not-a-bundle"):
         (d / name).mkdir()
-    return {p.name: p for p in d.iterdir()} | {"run": d / "run", "missing": d / "no-such-file"}
+    return {p.name: p for p in d.iterdir()} | {"run": d / "run", "missing": d / "no-such-file", "bundle": bundles["a"]}
 
 
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -77,6 +77,8 @@ CASES = [
     ("distill --embeddings {run}/sessions.parquet --labels {run}/sessions.parquet --taxonomy {not-a-taxonomy.json}"
      " --sessions {run} --bundle {empty-dir}", 1, "is not embeddings"),
     ("label {run}/events.parquet --bundle {empty-dir} --out {OUT}/l.parquet", 1, "is not sessions"),
+    ("embed {run}/sessions.parquet --bundle {bundle} --out {empty-dir}", 1, "is a folder"),  # before the work
+    ("label {run}/sessions.parquet --bundle {bundle} --out {empty-dir}", 1, "is a folder"),
     ("evaluate {run}/quarantine.parquet --out {OUT}/e.json", 1, "quarantine of refused rows"),
     ("evaluate {no-sessions.parquet} --out {OUT}/e.json", 1, "holds no sessions"),
     ("report {empty-dir} --out {OUT}/r.html", 1, "holds no clickintent outputs"),
