@@ -42,6 +42,7 @@ PROMPT = "name_group"  # prompts/name_group.txt
 # Letters of any script, digits and a little punctuation; starts with a letter or digit.
 _NAME = re.compile(r"^[^\W_][\w &'/,+.-]*$", re.UNICODE)
 MAX_NAME_WORDS = 6
+_REDACTED = re.compile(r"\[[A-Z_]+\]")  # what `redact` leaves (`[PHONE]`): no search to quote in a sentence
 MAX_DESCRIPTION_WORDS = 30
 GROUNDED = 0.6
 # How much of each name's score on an empty group is subtracted: 1 is full contextual calibration (PMI),
@@ -142,7 +143,8 @@ class Group:
         about = _listed([_in_sentence(t) for t in said])
         where = f" in the {self.section} section" if self.section else ""
         searches = (" ".join(neutralize(redact(q)).replace('"', "").split()) for q in self.searches)
-        new = (q for q in searches if q and len(q.split()) <= 6 and not any(q.lower() in t.lower() for t in said))
+        new = (q for q in searches if q and len(q.split()) <= 6 and not _REDACTED.search(q)
+               and not any(q.lower() in t.lower() for t in said))  # fmt: skip
         search = next(new, "")
         options = [
             f"Visitors reading about {about}{where}, searching for \"{search}\"." if about and search else "",
