@@ -42,7 +42,7 @@ PROMPT = "name_group"  # prompts/name_group.txt
 # Letters of any script, digits and a little punctuation; starts with a letter or digit.
 _NAME = re.compile(r"^[^\W_][\w &'/,+.-]*$", re.UNICODE)
 MAX_NAME_WORDS = 6
-_REDACTED = re.compile(r"\[[A-Z_]+\]")  # what `redact` leaves (`[PHONE]`): no search to quote in a sentence
+_REDACTED = re.compile(r"\[[^]]*\]")  # what `redact` and `neutralize` leave (`[PHONE]`): not quoted
 MAX_DESCRIPTION_WORDS = 30
 GROUNDED = 0.6
 # How much of each name's score on an empty group is subtracted: 1 is full contextual calibration (PMI),
