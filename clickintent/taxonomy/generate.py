@@ -8,8 +8,9 @@ and the model only makes the choices it makes well:
    Clusters under `min_share` of the sample go to `other`, smallest first, while `other` stays within
    `max_other`.
 2. **Site sections** (`phrases.SiteMap`: URL directories, title breadcrumbs, dotted category codes, the
-   home page): a label's category is, among the sections at least `SECTION_SHARE` of its visits are in,
-   the one most over its share of all visits (`top_section`), never a name the model makes up.
+   home page): a label's category is, among the sections at least `SECTION_SHARE` of its visits and half
+   as many as its most visited section are in, the one most over its share of all visits (`top_section`),
+   never a name the model makes up.
 3. **Candidate names** (`phrases.ctfidf`, `phrases.mmr`): each cluster's distinctive phrases of its titles,
    URL tokens and searches, kept diverse.
 4. **Names and descriptions** (`naming.py`): the LLM ranks the candidates (log-likelihood, calibrated); the

@@ -131,7 +131,7 @@ class Group:
         """A description from the data alone (the default; the fallback of `describe_groups`): the name and
         up to two more of the group's phrases that neither holds nor is held by one already said, its
         section and its commonest search, e.g. "Visitors reading about cashback card and credit cards in
-        the Cards section, searching for "cashback card"." Every word but the frame comes from the group's
+        the Cards section, searching for "annual fee"." Every word but the frame comes from the group's
         block, so the sentence is grounded by construction; PII and instructions were removed from the
         phrases before (`phrases.py`), from the searches here, and are checked again (`clean_description`)."""
         said: list[str] = [name] if name and self.phrases else []  # not a made-up "Careers visits"
