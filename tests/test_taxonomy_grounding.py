@@ -112,6 +112,8 @@ def test_the_template_description_reads_well_and_is_grounded() -> None:
     assert described(desc, group.block(), "Cashback card")
     assert "555" not in desc and "PHONE" not in desc
     assert Group("Careers", [], []).template_description("Careers visits") == "Visitors to the Careers section."
+    login = Group("Login", [("Sign in", 0.9)], []).template_description("Sign in")
+    assert login == "Visitors reading about sign in, in the Login section."
     assert Group(None, [], []).template_description("Visit group 1").startswith("Visits whose pages")
 
 

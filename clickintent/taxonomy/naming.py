@@ -142,6 +142,8 @@ class Group:
                 said.append(text)
         about = _listed([_in_sentence(t) for t in said])
         where = f" in the {self.section} section" if self.section else ""
+        if where and about.lower().endswith(" in"):
+            where = "," + where  # "sign in, in the Login section", not "sign in in the"
         searches = (" ".join(neutralize(redact(q)).replace('"', "").split()) for q in self.searches)
         new = (q for q in searches if q and len(q.split()) <= 6 and not _REDACTED.search(q)
                and not any(q.lower() in t.lower() for t in said))  # fmt: skip
