@@ -363,18 +363,30 @@ def test_cluster_mode_builds_a_grounded_two_level_taxonomy(sessions: pa.Table) -
         # the name is one of its own sessions' phrases; the category is the site section most of them are in
         assert set(WORDS.findall(lb.name.lower())) <= set(WORDS.findall(" ".join(digests[s] for s in members).lower()))
         assert Counter(SECTION_OF[intent_of(s)] for s in members).most_common(1)[0][0] == lb.category
-        assert lb.description == f"Visitors on the {lb.name.lower()} pages."
+        # the description is the grounded template by default: no LLM call writes it
+        assert lb.description.startswith(f"Visitors reading about {lb.name.lower()}")
+        assert f" in the {lb.category} section" in lb.description
         assert 1 <= len(lb.visits) <= 3 and all(v.startswith("- ") for v in lb.visits)
     # every journey's sessions share one label: the clusters are the intents
     by_intent: dict[str, set[str]] = {}
     for sid, lid in result.assignments.items():
         by_intent.setdefault(intent_of(sid), set()).add(lid)
     assert all(len(v) == 1 for v in by_intent.values())
+    assert not any(r.prompt.endswith("### Description:") for r in llm.seen)
+    assert tax.generator["descriptions"] == "template"
     rerun = FakeBackend(pipeline_answer, cache=llm.cache)
     again = build(sessions, rerun)
     assert rerun.calls == 0 and again.taxonomy.version == tax.version  # resumed from the cache
     few = build(sessions, rerun, max_examples=2)
     assert all(len(lb.examples) == 2 for lb in few.taxonomy.labels[:-1])
+
+
+def test_llm_descriptions_are_asked_for_and_validated(sessions: pa.Table) -> None:
+    llm = FakeBackend(pipeline_answer)
+    tax = build(sessions, llm, llm_descriptions=True).taxonomy
+    assert tax.generator["descriptions"] == "llm"
+    for lb in tax.labels[:-1]:
+        assert lb.description == f"Visitors on the {lb.name.lower()} pages."
 
 
 def test_descriptions_off_the_group_fall_back_to_the_template(sessions: pa.Table) -> None:
@@ -384,9 +396,9 @@ def test_descriptions_off_the_group_fall_back_to_the_template(sessions: pa.Table
         return pipeline_answer(request)
 
     llm = FakeBackend(off_topic)
-    tax = build(sessions, llm).taxonomy
-    for lb in tax.labels[:-1]:
-        assert lb.description.startswith(f"Visits to {lb.category} pages about {lb.name}")
+    tax = build(sessions, llm, llm_descriptions=True).taxonomy
+    template = build(sessions, FakeBackend(pipeline_answer)).taxonomy
+    assert [lb.description for lb in tax.labels] == [lb.description for lb in template.labels]
     assert any("resample" in r.prompt or r.temperature > 0 for r in llm.seen)  # re-asked before giving up
 
 

@@ -193,6 +193,13 @@ def taxonomy_group() -> None:
     help="cluster mode: spectral clustering of the nearest-neighbour graph, k the best silhouette between half "
     "of --max-labels and --max-labels; or k-means (the earlier method), k the best silhouette from 2 up.",
 )
+@click.option(
+    "--llm-descriptions/--template-descriptions",
+    default=False,
+    show_default=True,
+    help="cluster mode: the LLM writes each label's description (validated; the template when it fails), or "
+    "a template from the label's own phrases, section and searches (no LLM calls, grounded by construction).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling and clustering seed.")
 @platform_option
 @llm_options
@@ -206,6 +213,7 @@ def build_cmd(
     embeddings: Path | None,
     vectors: str,
     clusterer: str,
+    llm_descriptions: bool,
     seed: int,
     platform: str,
     **llm_kw: Any,
@@ -239,7 +247,8 @@ def build_cmd(
             else KMeansClusterer(k=range(2, max(2, max_labels) + 1), seed=seed)
         )
         emb = pq.read_table(embeddings) if embeddings is not None and vectors != "text" else None
-        tax = generate_cluster(table, llm, clusterer=chosen, embeddings=emb, sample=sample, seed=seed).taxonomy
+        tax = generate_cluster(table, llm, clusterer=chosen, embeddings=emb, sample=sample, seed=seed,
+                               llm_descriptions=llm_descriptions).taxonomy  # fmt: skip
     tax.save(out)
     click.echo(tax.tree())
     found = len(tax.labels) - 1  # not counting Other

@@ -1,8 +1,8 @@
 """Names and descriptions for groups of sessions: the LLM chooses among the group's own phrases.
 
-Each group (a cluster, or several merged) is shown to the model as a `Group`: the site section most of its
-visits are in, its distinctive phrases (c-TF-IDF, `phrases.py`) with the share of its visits that have
-each, and its commonest searches (`prompts/name_group.txt`). Then:
+Each group (a cluster, or several merged) is shown to the model as a `Group`: its site section (the one
+most over its base share, `generate.top_section`), its distinctive phrases (c-TF-IDF, `phrases.py`) with
+the share of its visits that have each, and its commonest searches (`prompts/name_group.txt`). Then:
 
 - **Name**: a restricted choice among the group's candidate phrases, ranked by log-likelihood after that
   prompt, each minus its score after the same prompt with an empty group (contextual calibration, Zhao et
@@ -11,13 +11,16 @@ each, and its commonest searches (`prompts/name_group.txt`). Then:
   every name grounded in the data. `free=True` lets a capable model write the name, and an answer that is
   not a short name falls back to the best-ranked phrase. A group with no usable phrase is named for its
   section ("Careers visits"), or numbered when it has none.
-- **Description**: a few-shot completion after the chosen name, accepted only when it is one sentence of
-  3-30 words, most of whose content words (`GROUNDED` of them, not counting who the visitors are and
-  verbs such as "comparing") are in the group's block, that repeats no three words of a few-shot
-  description the group does not have, and that carries no PII (`redact` leaves it unchanged) and no
-  instruction (`neutralize` leaves it unchanged); else re-asked with sampling (`LLM.run_resampled`), then
-  replaced by a template made from the group's phrases. A 270M base model's free sentences are often
-  about something else ("Customers checking their card balance and how to return an item"): those go.
+- **Description**: by default a template from the group's own data, with no LLM call
+  (`Group.template_description`: "Visitors reading about cashback card and credit cards in the Cards
+  section, searching for ..."). `describe_groups` (`taxonomy build --llm-descriptions`) asks for a few-shot
+  completion after the chosen name instead, accepted only when it is one sentence of 3-30 words, most of
+  whose content words (`GROUNDED` of them, not counting who the visitors are and verbs such as
+  "comparing") are in the group's block, that repeats no three words of a few-shot description the group
+  does not have, and that carries no PII (`redact` leaves it unchanged) and no instruction (`neutralize`
+  leaves it unchanged); else re-asked with sampling (`LLM.run_resampled`), then replaced by the template.
+  A 270M base model's free sentences are often about something else ("Customers checking their card
+  balance and how to return an item"), and they cost a second or more each: hence the template default.
 
 So a misbehaving model can make a name worse, never a build fail. Left out: names in more than one
 language per taxonomy; descriptions longer than one sentence.
@@ -39,6 +42,7 @@ PROMPT = "name_group"  # prompts/name_group.txt
 # Letters of any script, digits and a little punctuation; starts with a letter or digit.
 _NAME = re.compile(r"^[^\W_][\w &'/,+.-]*$", re.UNICODE)
 MAX_NAME_WORDS = 6
+_REDACTED = re.compile(r"\[[^]]*\]")  # what `redact` and `neutralize` leave (`[PHONE]`): not quoted
 MAX_DESCRIPTION_WORDS = 30
 GROUNDED = 0.6
 # How much of each name's score on an empty group is subtracted: 1 is full contextual calibration (PMI),
@@ -50,6 +54,7 @@ _FRAME = {
     "customer", "visitor", "shopper", "homeowner", "people", "user", "someone", "looking", "checking",
     "comparing", "reading", "browsing", "using", "wanting", "trying", "finding", "learning", "viewing",
     "their", "about", "some", "other", "pages", "page", "site", "online", "before", "after", "whether",
+    "section", "searching",
 }  # fmt: skip
 
 
@@ -122,19 +127,56 @@ class Group:
                 pass
         return f"Visit group {index + 1}"
 
-    def fallback_description(self, name: str = "") -> str:
-        """A description from the data, for a group the LLM could not describe: its name and best phrases."""
-        top: list[str] = [name] if name else []
+    def template_description(self, name: str = "") -> str:
+        """A description from the data alone (the default; the fallback of `describe_groups`): the name and
+        up to two more of the group's phrases that neither holds nor is held by one already said, its
+        section and its commonest search, e.g. "Visitors reading about cashback card and credit cards in
+        the Cards section, searching for "annual fee"." Every word but the frame comes from the group's
+        block, so the sentence is grounded by construction; PII and instructions were removed from the
+        phrases before (`phrases.py`), from the searches here, and are checked again (`clean_description`)."""
+        said: list[str] = [name] if name and self.phrases else []  # not a made-up "Careers visits"
         for text, _ in self.phrases:
-            if len(top) >= 3:
+            if len(said) >= 3:
                 break
-            if not any(text.lower() in t.lower() or t.lower() in text.lower() for t in top):
-                top.append(text)
-        where = f"{self.section} pages" if self.section else "pages"
-        if not top:
-            return f"Visits to {where} with no words in common to describe them."
-        listed = top[0] if len(top) == 1 else ", ".join(top[:-1]) + " and " + top[-1]
-        return clean_description(f"Visits to {where} about {listed}.")
+            if not any(text.lower() in t.lower() or t.lower() in text.lower() for t in said):
+                said.append(text)
+        about = _listed([_in_sentence(t) for t in said])
+        where = f" in the {self.section} section" if self.section else ""
+        if where and about.lower().endswith(" in"):
+            where = "," + where  # "sign in, in the Login section", not "sign in in the"
+        searches = (" ".join(neutralize(redact(q)).replace('"', "").split()) for q in self.searches)
+        new = (q for q in searches if q and len(q.split()) <= 6 and not _REDACTED.search(q)
+               and not any(q.lower() in t.lower() for t in said))  # fmt: skip
+        search = next(new, "")
+        options = [
+            f"Visitors reading about {about}{where}, searching for \"{search}\"." if about and search else "",
+            f"Visitors reading about {about}{where}." if about else "",
+            f"Visitors to the {self.section} section, searching for \"{search}\"." if self.section and search else "",
+            f"Visitors to the {self.section} section." if self.section else "",
+            f"Visitors searching for \"{search}\"." if search else "",
+        ]
+        for text in filter(None, options):
+            try:
+                return clean_description(text)
+            except MalformedOutput:
+                continue
+        return "Visits whose pages share no words to describe them."  # 8 words: always valid
+
+
+def _in_sentence(phrase: str) -> str:
+    """A phrase as it reads inside a sentence: sentence case lowered (`Cashback card` -> `cashback card`),
+    anything else as written (`ISA rates`, `Platinum Rewards Card`)."""
+    words = phrase.split()
+    if words and words[0][1:].islower() and all(w.islower() or not w.isalpha() for w in words[1:]):
+        return phrase[0].lower() + phrase[1:]
+    return phrase
+
+
+def _listed(items: Sequence[str]) -> str:
+    """`a`, `a and b`, `a, b and c` (empty for none)."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 EMPTY = Group(None, [], [])  # the content-free group that calibration scores the names against
@@ -245,6 +287,6 @@ def describe_groups(llm: LLM, groups: Sequence[Group], names: Sequence[str]) -> 
 
     out, ok = llm.run_resampled(reqs, "label descriptions", accept)
     return [
-        clean_description(c.text) if good else g.fallback_description(n)
+        clean_description(c.text) if good else g.template_description(n)
         for c, good, g, n in zip(out, ok, groups, names, strict=True)
     ]

@@ -6,9 +6,12 @@
    the site's name dropped (a part with digits, such as `Step 2 of 4`, is a step, not a section);
 3. the first segment of its URL path, when the site has several pages under it (a directory), named by
    the breadcrumb most of its titled pages carry (`/home-equity/...` -> `Home Loans`) or else by its
-   words (`/auto-loans` -> `Auto loans`).
-A page with none of these (the home page, an opaque product id) has no section. `SiteMap` learns the
-directories and their names once from a whole table.
+   words (`/auto-loans` -> `Auto loans`). On a *flat* site, where directories hold under `FLAT` of the
+   pages (`/credit-cards`, `/mortgages`, one page each), every first segment is a section: there a page
+   directly under the root is what the site has for a section;
+4. the home page (path `/` or empty): `Home`.
+A page with none of these (an opaque product id) has no section. `SiteMap` learns the directories, their
+names and whether the site is flat once from a whole table.
 
 **Phrases** (what a group is about): class-based TF-IDF, as BERTopic's c-TF-IDF (Grootendorst 2022,
 https://arxiv.org/abs/2203.05794), over *terms* of each session: word n-grams (1-3 words, none starting or
@@ -51,6 +54,10 @@ _SEP = re.compile(r"[-_.+]+")
 MAX_TERM_WORDS = 6
 SUBSUMED = 0.9  # a part of a whole piece is dropped when the whole piece has this share of its visits
 WHOLE = "\x00"  # marks a term that was a whole piece somewhere (not only part of a longer one)
+HOME = "Home"  # the home page's section
+# A site is flat when its directories (first segments with 2+ pages) hold under this share of its pages:
+# none at all, or one small one beside many pages directly under the root (the GA4 sample's `/cards`).
+FLAT = 0.5
 
 
 def _clean(text: str) -> str:
@@ -61,6 +68,11 @@ def _clean(text: str) -> str:
 def is_code(text: str | None) -> bool:
     """`electronics.smartphone`-style category codes (no spaces, dotted words; not a host name)."""
     return bool(text) and bool(_CODE.match(text or "")) and not (text or "").startswith("www.")
+
+
+def is_home(page: str) -> bool:
+    """The site's home page: a page id whose path is `/` or empty (`www.bank.com/`, `https://bank.com`)."""
+    return urlsplit(page_path(page)).path in ("", "/")
 
 
 def _segments(page: str) -> list[str]:
@@ -91,6 +103,7 @@ class SiteMap:
 
     suffix: str = ""  # the site name every title ends with
     directories: dict[str, str] = field(default_factory=dict)  # first path segment -> section name
+    flat: bool = False  # no directories to speak of: every first segment is a section (module docstring)
 
     @classmethod
     def learn(cls, sessions_events: Iterable[Sequence[Mapping[str, Any]]], suffix: str = "") -> SiteMap:
@@ -109,16 +122,18 @@ class SiteMap:
                     titled[segs[0]] += 1
                 if crumb:
                     crumbs.setdefault(segs[0], Counter())[crumb[0]] += 1
+        in_dirs = sum(len(seen) for seen in paths.values() if len(seen) >= 2)
+        flat = in_dirs < FLAT * sum(len(seen) for seen in paths.values())
         names = {}
         for seg, seen in paths.items():
-            if len(seen) < 2:
-                continue  # one page (`/privacy`) is a page, not a section
+            if len(seen) < 2 and not flat:
+                continue  # one page (`/privacy`) is a page, not a section, on a site with directories
             best = sorted(crumbs.get(seg, Counter()).items(), key=lambda kv: (-kv[1], kv[0]))
             if best and best[0][1] * 2 > titled[seg]:
                 names[seg] = _clean(best[0][0])
             else:
                 names[seg] = _clean(_words_of(seg)).capitalize()
-        return cls(suffix, {k: v for k, v in names.items() if v})
+        return cls(suffix, {k: v for k, v in names.items() if v}, flat)
 
     def section(self, page: str | None, title: str | None) -> str | None:
         """The one section of a page (see the module docstring), or None."""
@@ -128,6 +143,8 @@ class SiteMap:
         _, crumb = title_parts(title, self.suffix)
         if crumb:
             return _clean(crumb[0]) or None
+        if page and is_home(page):
+            return HOME
         segs = _segments(page) if page else []
         return self.directories.get(segs[0]) if segs else None
 
