@@ -12,11 +12,13 @@ From those, a build sample G (`--sample`) and a label sample L (the first `--lab
   every label's row (its confusions); build seconds and LLM calls;
 - **LLM labels** of L for each `--variants` entry (`label_sessions`; `+`-joined parts: `fixed` or `fixedN`
   one or N written-out visits per label, `nbK` the K nearest example visits, `none`; `topM` the M nearest
-  labels as candidates; `nocal` without calibration), the first being what ships (the CLI's default): NMI,
+  labels as candidates; `nocal` without calibration; `wN` similarity weight N, default
+  `label.SIMILARITY_WEIGHT`, `w0` the model's scores alone), the first being what ships (the CLI's default): NMI,
   ARI and many-to-one accuracy against the true intents, seconds per label (LLM time / calls) and tokens;
 - **references** on the same L: the build's clusters, the nearest labels' first choice (what `topM`
   shortlists, no LLM), the nearest label description (no LLM), BERTopic on
-  G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency);
+  G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency;
+  `--no-bertopic` leaves it out);
 - **distilled labels** (`--train-minutes` > 0): an encoder trained on the world's sessions for that long,
   the distilled classifier cross-fitted over 5 folds by visitor on the first variant's labels (as
   `clickintent distill` does), each session's LLM and distilled label read through the many-to-one map of
@@ -174,7 +176,7 @@ def emit(results: dict[str, Any], out: Path | None) -> None:
     print(text)
 
 
-VARIANT_HELP = "label variants, '+'-joined: fixed|fixedN|nbK|none, topM, nocal (first: what ships)"
+VARIANT_HELP = "label variants, '+'-joined: fixed|fixedN|nbK|none, topM, nocal, wN (first: what ships)"
 
 
 def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
@@ -182,7 +184,7 @@ def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
     from clickintent.taxonomy import label as lab
 
     demos: list[Any] = []
-    kw: dict[str, Any] = {"calibrate": True, "candidates": lab.AllLabels()}
+    kw: dict[str, Any] = {"calibrate": True, "candidates": lab.AllLabels(), "similarity_weight": lab.SIMILARITY_WEIGHT}
     for part in spec.split("+"):
         if part.startswith("fixed"):
             demos.append(lab.LabelVisits(int(part[5:] or 1)))
@@ -192,6 +194,8 @@ def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
             kw["candidates"] = lab.NearestLabels(pool, int(part[3:]), encoder)
         elif part == "nocal":
             kw["calibrate"] = False
+        elif part.startswith("w") and part[1:].replace(".", "", 1).isdigit():
+            kw["similarity_weight"] = float(part[1:])
         elif part != "none":
             raise SystemExit(f"unknown variant part {part!r}; {VARIANT_HELP}")
     kw["demonstrations"] = (lab.Both(*demos) if len(demos) == 2 else demos[0]) if demos else lab.NoDemonstrations()
@@ -254,6 +258,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
     ap.add_argument("--bertopic-python", default=None,
                     help="python of a venv with bertopic (default: peers/.venvs/bertopic, made here)")  # fmt: skip
+    ap.add_argument("--no-bertopic", action="store_true", help="leave out the BERTopic reference (no venv needed)")
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (world, caches, taxonomy)")
     args = ap.parse_args()
@@ -322,7 +327,8 @@ def main() -> None:
     results["methods"]["nearest description"] = scores([nearest[s][0] for s in label_ids], truth)
     gen_ids = gen.column("session_id").to_pylist()
     emb = encoder.encode([digests[s] for s in gen_ids])
-    bt = run_bertopic(bertopic_python(args.bertopic_python), [digests[s] for s in gen_ids], emb, [args.seed], tmp)
+    bt = ({"skipped": "--no-bertopic"} if args.no_bertopic else
+          run_bertopic(bertopic_python(args.bertopic_python), [digests[s] for s in gen_ids], emb, [args.seed], tmp))
     if "topics" in bt:
         topics = dict(zip(gen_ids, bt["topics"][str(args.seed)], strict=True))
         results["methods"]["bertopic"] = scores([f"t{topics[s]}" for s in label_ids], truth) | {

@@ -28,6 +28,7 @@ LABEL_STEP = "labels"  # clickintent.taxonomy.label.STEP, without importing it a
 
 CACHE_NAME = "llm-cache.sqlite"
 SHORTLIST = 3  # clickintent.taxonomy.label: the labels the model chooses among by default (docs/TAXONOMY.md)
+SIMILARITY_WEIGHT = 100.0  # clickintent.taxonomy.label.SIMILARITY_WEIGHT, without importing it (a test checks)
 
 
 def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -338,6 +339,14 @@ def show_cmd(taxonomy_path: Path, visits: bool) -> None:
     show_default=True,
     help="Subtract each label's score on a content-free visit (scoring backends only).",
 )
+@click.option(
+    "--similarity-weight",
+    type=click.FloatRange(min=0),
+    default=SIMILARITY_WEIGHT,
+    show_default=True,
+    help="Add this times the visit's mean cosine to each shortlisted label's example visits to the model's "
+    "score (scoring backends, --shortlist > 0; 0 = the model alone; docs/TAXONOMY.md).",
+)
 @platform_option
 @llm_options
 @_friendly_errors
@@ -352,6 +361,7 @@ def label_cmd(
     shortlist: int,
     examples_from: Path | None,
     calibrate: bool,
+    similarity_weight: float,
     platform: str,
     **llm_kw: Any,
 ) -> None:
@@ -372,7 +382,8 @@ def label_cmd(
     pool = table if examples_from is None else _only_platform(pq.read_table(examples_from), platform)
     candidates = lab.NearestLabels(pool, shortlist) if shortlist else lab.AllLabels()
     labels = lab.label_sessions(table, tax, llm, sample=sample or None, seed=seed, demonstrations=demos,
-                                candidates=candidates, calibrate=calibrate)  # fmt: skip
+                                candidates=candidates, calibrate=calibrate,
+                                similarity_weight=similarity_weight)  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(labels, out)
     counts = Counter(labels.column("intent").to_pylist())

@@ -10,10 +10,11 @@ swappable parts are passed in as objects (STYLE.md item 3), each with a cheap de
   visits as the taxonomy wrote them out, the same block in every prompt, so the local backend evaluates it
   once (KV cache); `NeighbourVisits`: the K taxonomy example visits nearest the session (MiniLM vectors of
   their words), every prompt different; `NoDemonstrations`.
-- `Candidates`: which labels the answer may be. `AllLabels` (default), or `NearestLabels`: the M labels
-  whose example visits are nearest the session (mean cosine to each label's examples), and `Other`. The
-  model then ranks a short list the data proposes (STYLE.md item 15), which is faster and, measured on
-  development worlds, more accurate than asking it to rank every label (docs/TAXONOMY.md).
+- `Candidates`: which labels the answer may be, each session's `Shortlist`. `AllLabels` (default), or
+  `NearestLabels`: the M labels whose example visits are nearest the session (mean cosine to each label's
+  examples), and `Other`. The model then ranks a short list the data proposes (STYLE.md item 15), which is
+  faster and, measured on development worlds, more accurate than asking it to rank every label
+  (docs/TAXONOMY.md). A shortlist also carries those mean cosines, which the choice scores may add.
 
 The answer is restricted to the candidates' names: a scoring backend (the local Gemma) returns the
 log-likelihood of every name, a grammar/JSON-schema backend returns one name, and `LLM.run` rejects
@@ -23,6 +24,12 @@ Confidence, from what the backend returned:
 - choice scores: softmax over the candidates' scores, calibrated when `calibrate` is on by subtracting each
   name's score on a content-free visit ("contextual calibration", Zhao et al. 2021,
   https://arxiv.org/abs/2102.09690), which removes the model's prior for short or recently-shown names;
+  plus `similarity_weight` times the mean cosine of the session to the name's example visits (issue 19:
+  the 270M model's pick among the nearest labels did worse than the nearest label alone, so the data's
+  similarity and the model's preference are added, the model deciding where the similarities are close).
+  A name without example visits (`Other`, or a label whose examples are not in the pool) gets the mean of
+  the shortlisted labels' cosines: neither favoured nor held back by the similarity, so it wins only on
+  the model's score. With a weight the confidence is a softmax of that sum, sharper than the model's;
 - token log-probabilities only: the probability of the chosen name's tokens;
 - neither (a hosted API without logprobs): 1.0, and the table says so only through that constant.
 
@@ -48,6 +55,9 @@ from clickintent.taxonomy.taxonomy import OTHER_ID, Taxonomy
 
 STEP = "labels"
 DEFAULT_SAMPLE = 2000
+# Added to a name's calibrated log-likelihood per unit of mean cosine to its example visits; 0 = the model
+# alone. Chosen on development worlds 7 and 11 (docs/TAXONOMY.md, "The similarity weight").
+SIMILARITY_WEIGHT = 100.0
 CONTENT_FREE = render_pages([])  # a visit with no pages: the calibration reference
 
 
@@ -164,33 +174,55 @@ class Both(Demonstrations):
 # -- candidates -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Shortlist:
+    """The names one session's answer may be, and how like the session each name's example visits are."""
+
+    names: tuple[str, ...]  # in taxonomy order, `Other` last
+    similarity: Mapping[str, float] = field(default_factory=dict)  # name -> mean cosine; no examples: absent
+
+    def bonus(self, weight: float) -> dict[str, float]:
+        """name -> `weight` x its mean cosine, a name without one getting the mean of the others' (so the
+        bonus neither helps nor hinders it); empty when nothing is known or `weight` is 0."""
+        known = [self.similarity[n] for n in self.names if n in self.similarity]
+        if not weight or not known:
+            return {}
+        fill = sum(known) / len(known)
+        return {n: weight * self.similarity.get(n, fill) for n in self.names}
+
+
 class Candidates(ABC):
     """Which label names the answer for each session may be."""
 
     @abstractmethod
+    def shortlists(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, Shortlist]:
+        """session_id -> the names the model chooses among (taxonomy order, `Other` always last), with the
+        session's similarity to each name's example visits where the strategy measured one."""
+
     def choices(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
-        """session_id -> the names the model chooses among, in taxonomy order, `Other` always last."""
+        """session_id -> the names alone."""
+        return {sid: sl.names for sid, sl in self.shortlists(table, taxonomy).items()}
 
 
 @dataclass(frozen=True)
 class AllLabels(Candidates):
-    """Every label of the taxonomy."""
+    """Every label of the taxonomy; no similarities, so a similarity weight changes nothing."""
 
-    def choices(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
-        return dict.fromkeys(table.column("session_id").to_pylist(), tuple(taxonomy.names))
+    def shortlists(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, Shortlist]:
+        return dict.fromkeys(table.column("session_id").to_pylist(), Shortlist(tuple(taxonomy.names)))
 
 
 @dataclass
 class NearestLabels(Candidates):
     """The `m` labels whose example visits in `pool` are most like the session (mean cosine of MiniLM
-    vectors of their words, the session itself left out), and `Other`. Labels with no example in `pool`
-    are always candidates (nothing says they are far)."""
+    vectors of their words, the session itself left out), and `Other`, with those mean cosines. Labels with
+    no example in `pool` are always candidates (nothing says they are far) and have no cosine."""
 
     pool: pa.Table
     m: int = 3
     encoder: TextEncoder = field(default_factory=lambda: MiniLMEncoder())
 
-    def choices(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, tuple[str, ...]]:
+    def shortlists(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, Shortlist]:
         index = ExampleIndex(taxonomy, self.pool, self.encoder)
         ids = table.column("session_id").to_pylist()
         sims = index.similarities(table) if index.ids else np.zeros((len(ids), 0))
@@ -199,15 +231,15 @@ class NearestLabels(Candidates):
         other = taxonomy.by_id(OTHER_ID).name
         out = {}
         for i, sid in enumerate(ids):
-            scores, always = [], []
+            mean: dict[int, float] = {}
             for pos, lb in enumerate(members):
                 c = [j for j in cols[lb.id] if index.ids[j] != sid]
                 if c:
-                    scores.append((-float(sims[i, c].mean()), pos))
-                else:
-                    always.append(pos)
-            keep = set(always) | {pos for _, pos in sorted(scores)[: self.m]}
-            out[sid] = (*(lb.name for pos, lb in enumerate(members) if pos in keep), other)
+                    mean[pos] = float(sims[i, c].mean())
+            nearest = sorted(mean, key=lambda pos: (-mean[pos], pos))[: self.m]
+            keep = [pos for pos in range(len(members)) if pos not in mean or pos in nearest]
+            names = (*(members[pos].name for pos in keep), other)
+            out[sid] = Shortlist(names, {members[pos].name: mean[pos] for pos in keep if pos in mean})
         return out
 
 
@@ -241,12 +273,17 @@ def _softmax(scores: Mapping[str, float]) -> dict[str, float]:
     return {k: v / z for k, v in e.items()}
 
 
-def decide(completion: Completion, prior: Mapping[str, float] | None) -> tuple[str, float]:
-    """(label name, confidence) from one restricted answer; see the module docstring."""
+def decide(
+    completion: Completion, prior: Mapping[str, float] | None, bonus: Mapping[str, float] | None = None
+) -> tuple[str, float]:
+    """(label name, confidence) from one restricted answer: choice scores less `prior`, plus `bonus`
+    (`Shortlist.bonus`); see the module docstring."""
     if completion.choice_logprobs:
         scores = dict(completion.choice_logprobs)
         if prior:
             scores = {k: v - prior.get(k, 0.0) for k, v in scores.items()}
+        if bonus:
+            scores = {k: v + bonus.get(k, 0.0) for k, v in scores.items()}
         probs = _softmax(scores)
         best = max(sorted(probs), key=lambda k: probs[k])
         return best, probs[best]
@@ -264,28 +301,34 @@ def label_sessions(
     demonstrations: Demonstrations = LABEL_VISITS,
     candidates: Candidates = ALL_LABELS,
     calibrate: bool = True,
+    similarity_weight: float = SIMILARITY_WEIGHT,
     step: str = STEP,
 ) -> pa.Table:
     """labels.parquet rows (schema.LABELS, source 'llm') for a sample of `sessions` (all when `sample` is
     None). `calibrate`: subtract each name's score on a content-free visit shown the same label list and,
-    where they are the same for every session, the same demonstrations (scoring backends only)."""
+    where they are the same for every session, the same demonstrations (scoring backends only).
+    `similarity_weight`: add this times the session's mean cosine to each name's example visits, as
+    `candidates` measured it (scoring backends only; 0, or candidates without similarities: the model's
+    scores alone)."""
+    if similarity_weight < 0:
+        raise ValueError(f"similarity_weight must be >= 0, not {similarity_weight}")
     table = sample_sessions(sessions, sample, seed)
     events = table.column("events").to_pylist()
     suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
     ids = table.column("session_id").to_pylist()
     texts = {sid: render_pages(evs, suffix=suffix) for sid, evs in zip(ids, events, strict=True)}
     shots = demonstrations.blocks(table, taxonomy, suffix)
-    allowed = candidates.choices(table, taxonomy)
+    allowed = candidates.shortlists(table, taxonomy)
     prior: dict[str, float] | None = None
     if calibrate and ids:
         shared = {shots[s] for s in ids}
         ref_shots = shared.pop() if len(shared) == 1 else ""
         ref = llm.run_one(label_request(taxonomy, CONTENT_FREE, ref_shots), f"{step} (calibration)")
         prior = ref.choice_logprobs  # None for backends that cannot score every choice
-    out = llm.run([label_request(taxonomy, texts[s], shots[s], allowed[s]) for s in ids], step)
+    out = llm.run([label_request(taxonomy, texts[s], shots[s], allowed[s].names) for s in ids], step)
     names, confs = [], []
-    for c in out:
-        name, conf = decide(c, prior)
+    for sid, c in zip(ids, out, strict=True):
+        name, conf = decide(c, prior, allowed[sid].bonus(similarity_weight))
         names.append(taxonomy.by_name(name).id)
         confs.append(conf)
     return _labels_table(ids, names, confs, "llm", taxonomy.version)
