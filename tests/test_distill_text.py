@@ -46,7 +46,12 @@ def _event(i: int, title: str | None, query: str | None = None) -> dict[str, Any
             "dwell_ms": 10_000}  # fmt: skip
 
 
-def test_text_means_equal_a_hand_computation(text_bundle: dict[str, Any]) -> None:
+@pytest.mark.parametrize("dense", [True, False], ids=["dense", "sparse"])
+def test_text_means_equal_a_hand_computation(text_bundle: dict[str, Any], dense: bool,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import clickintent.distill.features as features
+
+    monkeypatch.setattr(features, "DENSE_LIMIT", 1 << 30 if dense else 0)  # a request's path / a chunk's path
     featurizer = Embedder.from_bundle(text_bundle["bundle"], "cpu", text_bundle["cache"]).featurizer
     long_n = featurizer.vocab.max_events + 3
     sessions = [

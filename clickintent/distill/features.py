@@ -7,8 +7,9 @@
 
 The text mean is read from the `EventFrame` the encoder's featurizer already builds (`EventFrame.text`, the
 rows the events' text columns index; row 0 is "no text"), so the batch labeller, the Spark job and the
-service compute it from the same frame the encoder reads, for the same events (the last `max_events`): one
-sparse (sessions x text rows) count matrix times the text table. Every non-empty title and query of every
+service compute it from the same frame the encoder reads, for the same events (the last `max_events`): the
+vectors gathered and added per session for a few sessions, a sparse (sessions x text rows) count matrix times
+the text table for a chunk (the two agree to float rounding). Every non-empty title and query of every
 event counts once (a page seen twice weighs twice); a session with no text gets zeros.
 `occluded_text_means` gives the service's explanation copies the mean without the event they hide.
 Left out: weighting by dwell, normalising the mean.
@@ -49,20 +50,28 @@ def _text_rows(frame: EventFrame) -> np.ndarray:
     return np.stack([frame.columns[c] for c in TEXT_COLUMNS], axis=1)
 
 
+DENSE_LIMIT = 1 << 20  # text-vector floats gathered at most for the dense path (a few sessions: the service)
+
+
 def session_text_means(frame: EventFrame) -> np.ndarray:
     """[N, text_dim] float32: per session, the mean text vector of its events' titles and queries."""
-    from scipy import sparse
-
     n, dim = len(frame), frame.text.shape[1]
     rows = _text_rows(frame)
     session = np.repeat(np.arange(n), frame.lengths)[:, None].repeat(rows.shape[1], axis=1)
     keep = rows > 0
-    counts = sparse.csr_matrix(
-        (np.ones(int(keep.sum()), np.float32), (session[keep], rows[keep])), shape=(n, frame.text.shape[0])
-    )
-    sums = np.asarray(counts @ frame.text, np.float32).reshape(n, dim)
-    k = np.bincount(session[keep], minlength=n).astype(np.float32)
-    return sums / np.maximum(k, 1)[:, None]
+    who, which = session[keep], rows[keep]  # in session order
+    k = np.bincount(who, minlength=n)
+    sums = np.zeros((n, dim), np.float32)
+    if len(which) * dim <= DENSE_LIMIT:  # gather and add up per session: no sparse matrix for a request
+        if len(which):
+            present = np.flatnonzero(k)
+            sums[present] = np.add.reduceat(frame.text[which], np.concatenate([[0], np.cumsum(k[present])[:-1]]))
+    else:  # a (sessions x text rows) count matrix times the text table: no [entries, dim] copy
+        from scipy import sparse
+
+        counts = sparse.csr_matrix((np.ones(len(which), np.float32), (who, which)), shape=(n, frame.text.shape[0]))
+        sums = np.asarray(counts @ frame.text, np.float32).reshape(n, dim)
+    return sums / np.maximum(k, 1).astype(np.float32)[:, None]
 
 
 def text_means_by_session(featurizer: Featurizer, sessions: pa.Table) -> dict[str, np.ndarray]:
