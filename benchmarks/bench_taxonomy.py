@@ -16,12 +16,15 @@ From those, a build sample G (`--sample`) and a label sample L (the first `--lab
   ARI and many-to-one accuracy against the true intents, seconds per label (LLM time / calls) and tokens;
 - **references** on the same L: the build's clusters, the nearest labels' first choice (what `topM`
   shortlists, no LLM), the nearest label description (no LLM), BERTopic on
-  G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency);
+  G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency;
+  `--no-bertopic` skips it);
 - **distilled labels** (`--train-minutes` > 0): an encoder trained on the world's sessions for that long,
   the distilled classifier cross-fitted over 5 folds by visitor on the first variant's labels (as
   `clickintent distill` does), each session's LLM and distilled label read through the many-to-one map of
   the other folds; accuracy of both against the truth and the drop 1 - distilled / LLM, with a 95% CI from
-  a bootstrap over visitors.
+  a bootstrap over visitors; for both classifier inputs (`by_inputs`: the embedding, and the embedding with
+  the session's mean page-text vector) on the same labels, folds and draws, and the paired accuracy gain
+  of the text (`text_gain`).
 
     python -m benchmarks.bench_taxonomy --world-seed 31 --config shifted --label-sample 300 \\
         --out benchmarks/results/taxonomy_w31_shifted.json
