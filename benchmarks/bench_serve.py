@@ -84,14 +84,15 @@ def session_events(n_events: int = 20, seed: int = 5) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def ensure_bundle(path: str | None) -> Path:
+def ensure_bundle(path: str | None, inputs: str = "embedding") -> Path:
     if path:
         return Path(path)
+    from clickintent.distill.features import check_inputs
     from clickintent.serve.toy import DEFAULT_CONFIG, toy_bundle
 
     out = Path(tempfile.mkdtemp(prefix="bench-serve-")) / "bundle"
     print(f"building a default-size toy bundle in {out} ...", file=sys.stderr)
-    return toy_bundle(out, sessions=2000, epochs=1, config=DEFAULT_CONFIG)
+    return toy_bundle(out, sessions=2000, epochs=1, config=DEFAULT_CONFIG, inputs=check_inputs(inputs))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -371,12 +372,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--engine", default="auto", choices=["auto", "onnx", "torch"], help="server engine")
     parser.add_argument("--routes", default="intent,intent-noexplain,embed,live", help="http: routes to load")
+    parser.add_argument("--inputs", default="embedding", choices=["embedding", "embedding+text"],
+                        help="what the toy bundle's classifier reads (clickintent.distill.features)")
     parser.add_argument("--httpx", action="store_true", help="use the httpx client even if wrk is installed")
     args = parser.parse_args()
     if args.mode == "soak" and args.requests == parser.get_default("requests"):
         args.requests = 10**9  # bounded by --minutes
 
-    bundle = ensure_bundle(args.bundle)
+    bundle = ensure_bundle(args.bundle, args.inputs)
     before = os.getloadavg()
     t0 = time.time()
     runner = {"inprocess": run_inprocess, "http": run_http, "soak": run_soak}[args.mode]
@@ -384,7 +387,7 @@ def main() -> None:
     result |= {"mode": args.mode, "seconds": round(time.time() - t0, 1),
                "loadavg_before": [round(x, 2) for x in before],
                "loadavg_after": [round(x, 2) for x in os.getloadavg()],
-               "cpus": os.cpu_count(), "repeats": args.repeats}  # fmt: skip
+               "cpus": os.cpu_count(), "repeats": args.repeats, "inputs": args.inputs}  # fmt: skip
     print(json.dumps(result, indent=2))
 
 

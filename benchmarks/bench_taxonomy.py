@@ -18,12 +18,14 @@ From those, a build sample G (`--sample`) and a label sample L (the first `--lab
 - **references** on the same L: the build's clusters, the nearest labels' first choice (what `topM`
   shortlists, no LLM), the nearest label description (no LLM), BERTopic on
   G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency;
-  `--no-bertopic` leaves it out);
+  `--no-bertopic` skips it);
 - **distilled labels** (`--train-minutes` > 0): an encoder trained on the world's sessions for that long,
   the distilled classifier cross-fitted over 5 folds by visitor on the first variant's labels (as
   `clickintent distill` does), each session's LLM and distilled label read through the many-to-one map of
   the other folds; accuracy of both against the truth and the drop 1 - distilled / LLM, with a 95% CI from
-  a bootstrap over visitors.
+  a bootstrap over visitors; for both classifier inputs (`by_inputs`: the embedding, and the embedding with
+  the session's mean page-text vector) on the same labels, folds and draws, and the paired accuracy gain
+  of the text (`text_gain`).
 
     python -m benchmarks.bench_taxonomy --world-seed 31 --config shifted --label-sample 300 \\
         --out benchmarks/results/taxonomy_w31_shifted.json
@@ -204,7 +206,10 @@ def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
 
 def distilled(sim_sessions: Path, lab: pa.Table, llm: dict[str, str], truth: dict[str, str], minutes: float,
               tmp: Path, seed: int, boots: int = 1000) -> dict[str, Any]:  # fmt: skip
-    """LLM vs distilled accuracy against the truth, cross-fitted by visitor, with a visitor bootstrap."""
+    """LLM vs distilled accuracy against the truth, cross-fitted by visitor, with a visitor bootstrap; the
+    distiller is fitted once per classifier input (`clickintent.distill.features.INPUTS`) on the same labels,
+    folds and bootstrap draws, so the two sit side by side (`by_inputs`; the top-level figures: embedding)."""
+    from clickintent.distill.features import INPUTS, classifier_input, session_text_means
     from clickintent.distill.fit import TRUTH_FOLDS, fit_classifier, fold_of, many_to_one, visitor_split
     from clickintent.encoder.embed import Embedder
     from clickintent.encoder.train import TrainConfig, train
@@ -212,31 +217,49 @@ def distilled(sim_sessions: Path, lab: pa.Table, llm: dict[str, str], truth: dic
     t0 = time.perf_counter()
     result = train(sim_sessions, tmp / "bundle", config=TrainConfig(max_minutes=minutes, seed=seed, device="cpu"),
                    progress=False, resume=False)  # fmt: skip
-    X = Embedder.from_bundle(result.bundle, device="cpu").embed_sessions(lab)
+    embedder = Embedder.from_bundle(result.bundle, device="cpu")
+    frame = embedder.featurizer.frame(lab)
+    emb, text = embedder.embed_frame(frame), session_text_means(frame)
     ids = lab.column("session_id").to_pylist()
     visitors = lab.column("visitor_id").to_pylist()
     y = [llm[s] for s in ids]
     fold, inner = fold_of(visitors, seed, TRUTH_FOLDS), visitor_split(visitors, seed + 1) == 1
-    hit_llm, hit_dis = np.zeros(len(ids)), np.zeros(len(ids))
+    hit_llm = np.zeros(len(ids))
+    hits = {inputs: np.zeros(len(ids)) for inputs in INPUTS}
     for k in range(TRUTH_FOLDS):
         test, rest = np.flatnonzero(fold == k), fold != k
-        clf = fit_classifier(X, y, np.flatnonzero(rest & ~inner), np.flatnonzero(rest & inner), None, seed)
         mapping = many_to_one([y[i] for i in np.flatnonzero(rest)], [truth[ids[i]] for i in np.flatnonzero(rest)])
-        pred, _ = clf.predict(X[test])
         hit_llm[test] = [mapping.get(y[i]) == truth[ids[i]] for i in test]
-        hit_dis[test] = [mapping.get(p) == truth[ids[i]] for p, i in zip(pred, test, strict=True)]
+        for inputs in INPUTS:
+            X = classifier_input(inputs, emb, text)
+            clf = fit_classifier(X, y, np.flatnonzero(rest & ~inner), np.flatnonzero(rest & inner), None, seed,
+                                 inputs=inputs)
+            pred, _ = clf.predict(X[test])
+            hits[inputs][test] = [mapping.get(p) == truth[ids[i]] for p, i in zip(pred, test, strict=True)]
     people = sorted(set(visitors))
     rows = {v: np.flatnonzero(np.array(visitors) == v) for v in people}
     rng = np.random.default_rng(seed)
-    drops = []
+    drops: dict[str, list[float]] = {inputs: [] for inputs in INPUTS}
+    diffs = []  # embedding+text minus embedding accuracy, same draws
     for _ in range(boots):
         take = np.concatenate([rows[people[j]] for j in rng.integers(0, len(people), len(people))])
-        a, b = hit_llm[take].mean(), hit_dis[take].mean()
-        drops.append(1 - b / a if a else 0.0)
-    acc_llm, acc_dis = float(hit_llm.mean()), float(hit_dis.mean())
+        a = hit_llm[take].mean()
+        for inputs in INPUTS:
+            drops[inputs].append(1 - hits[inputs][take].mean() / a if a else 0.0)
+        diffs.append(hits[INPUTS[1]][take].mean() - hits[INPUTS[0]][take].mean())
+    acc_llm = float(hit_llm.mean())
+
+    def side(inputs: str) -> dict[str, Any]:
+        acc = float(hits[inputs].mean())
+        return {"distilled_accuracy": round(acc, 4), "drop": round(1 - acc / acc_llm, 4) if acc_llm else None,
+                "drop_ci95": [round(float(q), 4) for q in np.percentile(drops[inputs], [2.5, 97.5])]}  # fmt: skip
+
+    by_inputs = {inputs: side(inputs) for inputs in INPUTS}
+    gain = float(hits[INPUTS[1]].mean() - hits[INPUTS[0]].mean())
     return {"sessions": len(ids), "visitors": len(people), "folds": TRUTH_FOLDS, "llm_accuracy": round(acc_llm, 4),
-            "distilled_accuracy": round(acc_dis, 4), "drop": round(1 - acc_dis / acc_llm, 4) if acc_llm else None,
-            "drop_ci95": [round(float(q), 4) for q in np.percentile(drops, [2.5, 97.5])],
+            **by_inputs[INPUTS[0]], "by_inputs": by_inputs,
+            "text_gain": {"accuracy": round(gain, 4),
+                          "ci95": [round(float(q), 4) for q in np.percentile(diffs, [2.5, 97.5])]},
             "train_minutes": minutes, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
@@ -258,7 +281,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
     ap.add_argument("--bertopic-python", default=None,
                     help="python of a venv with bertopic (default: peers/.venvs/bertopic, made here)")  # fmt: skip
-    ap.add_argument("--no-bertopic", action="store_true", help="leave out the BERTopic reference (no venv needed)")
+    ap.add_argument("--no-bertopic", action="store_true", help="skip the BERTopic reference (and its venv)")
     ap.add_argument("--out", type=Path, default=None, help="write the results JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (world, caches, taxonomy)")
     args = ap.parse_args()
@@ -326,9 +349,10 @@ def main() -> None:
     nearest = nearest_description_labels({s: digests[s] for s in label_ids}, tax, encoder)
     results["methods"]["nearest description"] = scores([nearest[s][0] for s in label_ids], truth)
     gen_ids = gen.column("session_id").to_pylist()
-    emb = encoder.encode([digests[s] for s in gen_ids])
-    bt = ({"skipped": "--no-bertopic"} if args.no_bertopic else
-          run_bertopic(bertopic_python(args.bertopic_python), [digests[s] for s in gen_ids], emb, [args.seed], tmp))
+    bt: dict[str, Any] = {"skipped": "--no-bertopic"}
+    if not args.no_bertopic:
+        emb = encoder.encode([digests[s] for s in gen_ids])
+        bt = run_bertopic(bertopic_python(args.bertopic_python), [digests[s] for s in gen_ids], emb, [args.seed], tmp)
     if "topics" in bt:
         topics = dict(zip(gen_ids, bt["topics"][str(args.seed)], strict=True))
         results["methods"]["bertopic"] = scores([f"t{topics[s]}" for s in label_ids], truth) | {

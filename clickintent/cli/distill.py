@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from clickintent.cli.errors import StepInput, TaxonomyFile
+from clickintent.distill.features import EMBEDDING_TEXT, INPUTS, Inputs
 from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
 
 
@@ -67,9 +68,19 @@ from clickintent.inputs import EMBEDDINGS, LABELS, SESSIONS
     help="Inverse L2 strength of the logistic regression [default: the best of 0.1, 1, 10, 100 by agreement "
     "with the LLM on the validation split].",
 )
+@click.option(
+    "--inputs",
+    type=click.Choice(INPUTS),
+    default=EMBEDDING_TEXT,
+    show_default=True,
+    help="What the classifier reads: the session embedding, or the embedding and the session's mean page-text "
+    "vector (titles and search queries, with the bundle's text model). embedding+text cut the drop against "
+    "the LLM's accuracy on development worlds 7 and 11 (docs/DISTILL.md).",
+)
 @click.option("--seed", default=0, show_default=True, help="Seed of the visitor split.")
 def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessions: Path, bundle: Path,
-                sim_dir: Path | None, report_path: Path | None, C: float | None, seed: int) -> None:  # fmt: skip
+                sim_dir: Path | None, report_path: Path | None, C: float | None, inputs: Inputs,
+                seed: int) -> None:  # fmt: skip
     """Learn the LLM labels from session embeddings; store the classifier in BUNDLE.
 
     Splits the LLM-labelled sessions 60/20/20 by visitor (fit / calibrate and pick the `other` threshold /
@@ -81,14 +92,14 @@ def distill_cmd(embeddings: Path, labels_path: Path, taxonomy_path: Path, sessio
 
     try:
         result = distill_step(embeddings, labels_path, taxonomy_path, sessions, bundle, sim_dir=sim_dir, C=C,
-                              seed=seed)  # fmt: skip
+                              seed=seed, inputs=inputs)  # fmt: skip
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     clf, report = result.classifier, result.report
     out = report.save(report_path or labels_path.with_name("distill.json"))
     a, e, t, lat = report.agreement, report.ece, report.truth, report.latency_s
     click.echo(
-        f"classifier: {len(clf.classes_)} labels, C {clf.C:g}, temperature {clf.temperature_:.2f}, "
+        f"classifier on {clf.inputs}: {len(clf.classes_)} labels, C {clf.C:g}, temperature {clf.temperature_:.2f}, "
         f"other below {clf.threshold_:.2f}; split {asdict(report.split)}"
     )
     click.echo(

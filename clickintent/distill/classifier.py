@@ -9,8 +9,10 @@ It learns the LLM's labels from session embeddings, so every session can be labe
    below it gets `other`; the threshold maximises macro-F1 against the LLM labels there.
 
 Prediction is plain numpy (one matrix product and a softmax), so the service and Spark executors need no
-scikit-learn. Weights are stored as safetensors + JSON in the bundle (component `classifier`, beside the
-taxonomy it was trained on): nothing here uses pickle. Left out: class re-weighting, non-linear heads.
+scikit-learn. What a row holds is `inputs` (distill/features.py): the session embedding, or the embedding
+followed by the session's mean page-text vector; classifier.json records it (a bundle written before the key
+reads as `embedding`). Weights are stored as safetensors + JSON in the bundle (component `classifier`,
+beside the taxonomy it was trained on): nothing here uses pickle. Left out: class re-weighting, non-linear heads.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from clickintent.bundle import Bundle, BundleError, add_to_bundle, json_bytes, load_bundle
+from clickintent.distill.features import EMBEDDING, INPUTS, Inputs, check_inputs
 
 COMPONENT = "classifier"
 WEIGHTS_FILE = "classifier.safetensors"
@@ -94,13 +97,16 @@ class IntentClassifier:
         max_iter: L-BFGS iterations.
         other: the label id given to low-confidence sessions (it need not occur in the training labels).
         seed: for the solver.
+        inputs: what a row of X holds (distill/features.py `INPUTS`): the embedding, or embedding + text mean.
     """
 
-    def __init__(self, C: float = 1.0, max_iter: int = 2000, other: str = OTHER, seed: int = 0) -> None:
+    def __init__(self, C: float = 1.0, max_iter: int = 2000, other: str = OTHER, seed: int = 0,
+                 inputs: Inputs = EMBEDDING) -> None:  # fmt: skip
         self.C = C
         self.max_iter = max_iter
         self.other = other
         self.seed = seed
+        self.inputs: Inputs = check_inputs(inputs)
 
     # -- fitting -------------------------------------------------------------------------------------
 
@@ -181,6 +187,7 @@ class IntentClassifier:
             "threshold": self.threshold_,
             "dim": int(self.coef_.shape[1]),
             "C": self.C,
+            "inputs": self.inputs,
         }
 
     def save(self, bundle: str | Path, taxonomy_json: bytes, info: dict[str, Any] | None = None) -> Bundle:
@@ -201,7 +208,13 @@ class IntentClassifier:
             )
         cfg = b.read_json(CONFIG_FILE)
         w = b.read_tensors(WEIGHTS_FILE)
-        clf = cls(C=float(cfg.get("C", 1.0)), other=cfg["other"])
+        inputs = cfg.get("inputs", EMBEDDING)  # bundles written before the key: embedding only
+        if inputs not in INPUTS:
+            raise BundleError(
+                f"classifier inputs {inputs!r} unknown to this version (expected one of {', '.join(INPUTS)})",
+                "the classifier's inputs are unknown to this version",
+            )
+        clf = cls(C=float(cfg.get("C", 1.0)), other=cfg["other"], inputs=inputs)
         clf.classes_ = list(cfg["classes"])
         clf.coef_ = w["coef"].numpy().astype(np.float32)
         clf.intercept_ = w["intercept"].numpy().astype(np.float32)

@@ -2,8 +2,11 @@
 
 The LLM-labelled sessions are split by visitor (hash of the visitor id and the seed): 60% train the
 weights, 20% validate (the L2 strength unless given, the temperature and the `other` threshold), 20% are
-held out. Reported on the held-out sessions: agreement with the LLM (accuracy, macro-F1, Cohen's kappa),
-and expected calibration error before and after temperature scaling.
+held out. The classifier reads `inputs` (distill/features.py): the embedding, or the embedding followed by
+the session's mean page-text vector (`text_means`, computed by the caller from the sessions' events with
+the bundle's featurizer: `features.text_means_by_session`). Reported on the held-out sessions: agreement
+with the LLM (accuracy, macro-F1, Cohen's kappa), and expected calibration error before and after
+temperature scaling.
 
 On a simulated world, accuracy against the true intents for the LLM labels and for the distilled labels,
 both read through one many-to-one map (each taxonomy label -> the true intent most of its *training*
@@ -26,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from clickintent.distill.classifier import IntentClassifier, expected_calibration_error, reliability
+from clickintent.distill.features import EMBEDDING, Inputs, check_inputs, classifier_input
 from clickintent.distill.report import Agreement, Calibration, DistillReport, ReliabilityBin, Split, TruthScore
 
 
@@ -45,7 +49,8 @@ def fold_of(visitors: list[str], seed: int, folds: int) -> np.ndarray:
 
 
 def fit_classifier(
-    X: np.ndarray, y: list[str], tr: np.ndarray, va: np.ndarray, C: float | None, seed: int
+    X: np.ndarray, y: list[str], tr: np.ndarray, va: np.ndarray, C: float | None, seed: int, *,
+    inputs: Inputs = EMBEDDING,
 ) -> IntentClassifier:
     """Fit on rows `tr`; with `C` None, the C of `C_GRID` with the best agreement on rows `va` (ties: the
     smaller C). Temperature and threshold come from `va` either way."""
@@ -53,10 +58,10 @@ def fit_classifier(
     if C is None:
         scores = []
         for c in C_GRID:
-            pred, _ = IntentClassifier(C=c, seed=seed).fit(X[tr], y_tr).predict(X[va])
+            pred, _ = IntentClassifier(C=c, seed=seed, inputs=inputs).fit(X[tr], y_tr).predict(X[va])
             scores.append(float(np.mean([p == t for p, t in zip(pred, y_va, strict=True)])))
         C = C_GRID[int(np.argmax(scores))]
-    return IntentClassifier(C=C, seed=seed).fit(X[tr], y_tr, X[va], y_va)
+    return IntentClassifier(C=C, seed=seed, inputs=inputs).fit(X[tr], y_tr, X[va], y_va)
 
 
 def many_to_one(labels: list[str], truth: list[str | None]) -> dict[str, str]:
@@ -75,9 +80,13 @@ def distill(
     true_intents: Mapping[str, str] | None = None,
     C: float | None = None,
     seed: int = 0,
+    inputs: Inputs = EMBEDDING,
+    text_means: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[IntentClassifier, DistillReport]:
-    """(fitted classifier, report) from embeddings and LLM labels joined on session id. The report's
-    cost fields stay empty: they need the encoder (`DistillReport.with_cost`)."""
+    """(fitted classifier, report) from embeddings and LLM labels joined on session id. `inputs` says what
+    the classifier reads; with `embedding+text`, `text_means` (session id -> mean page-text vector) must
+    hold every labelled session. The report's cost fields stay empty: they need the encoder
+    (`DistillReport.with_cost`)."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
     emb_ids = embeddings.column("session_id").to_pylist()
@@ -91,13 +100,13 @@ def distill(
     label_of = dict(
         zip(llm_labels.column("session_id").to_pylist(), llm_labels.column("intent").to_pylist(), strict=True)
     )
-    X = mat[[row[s] for s in ids]]
+    X = classifier_input(check_inputs(inputs), mat[[row[s] for s in ids]], _text_rows(ids, inputs, text_means))
     y = [label_of[s] for s in ids]
     part = visitor_split([visitors.get(s, s) for s in ids], seed)
     tr, va, te = (np.flatnonzero(part == k) for k in (0, 1, 2))
     if len(te) == 0 or len(va) == 0:
         raise ValueError("too few visitors to hold out validation and test sessions")
-    clf = fit_classifier(X, y, tr, va, C, seed)
+    clf = fit_classifier(X, y, tr, va, C, seed, inputs=inputs)
     pred, _ = clf.predict(X[te])
     y_te = [y[i] for i in te]
     index = {c: i for i, c in enumerate(clf.classes_)}
@@ -130,8 +139,21 @@ def distill(
         other_share_test=float(np.mean([p == clf.other for p in pred])),
         test_labels_unseen_in_training=sorted({c for c in y_te if c not in index}),
         truth=truth,
+        inputs=inputs,
     )
     return clf, report
+
+
+def _text_rows(ids: list[str], inputs: Inputs, text_means: Mapping[str, np.ndarray] | None) -> np.ndarray | None:
+    """The text means of `ids` in order, when `inputs` reads them."""
+    if inputs == EMBEDDING:
+        return None
+    if text_means is None:
+        raise ValueError("inputs embedding+text needs the sessions' text means (text_means)")
+    missing = [s for s in ids if s not in text_means]
+    if missing:
+        raise ValueError(f"{len(missing)} labelled sessions have no text mean, e.g. {missing[0]!r}")
+    return np.stack([np.asarray(text_means[s], np.float32) for s in ids])
 
 
 def _truth_cross_fitted(

@@ -4,7 +4,10 @@
 vectors at a time), embeds each chunk with the bundle's encoder unless precomputed embeddings are given,
 and writes schema.LABELS rows with source `distilled`. `Labeller` is the in-process object the service, the
 latency benchmark and the Spark job (`clickintent.engines.spark_bundle.label_spark`, which runs it on each
-executor) use. Left out: top-k output in the Parquet file.
+executor) use. A classifier that reads page text too (inputs `embedding+text`, distill/features.py) gets
+each session's text mean from the same featurized frame the encoder reads, on every path (one session,
+a batch, Spark); with precomputed embeddings the sessions are still read for their text (the embeddings
+are then held in memory, looked up by session id). Left out: top-k output in the Parquet file.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import torch
 from clickintent import schema
 from clickintent.bundle import Bundle, load_bundle
 from clickintent.distill.classifier import COMPONENT, IntentClassifier
+from clickintent.distill.features import classifier_input, session_text_means, uses_text
+from clickintent.encoder.batches import EventFrame
 from clickintent.encoder.embed import Embedder
 from clickintent.filestep import StepStats, map_file
 
@@ -43,16 +48,31 @@ class Labeller:
         version = str(b.component(COMPONENT).get("taxonomy_version", ""))
         return cls(Embedder.from_bundle(b.path, device, text_cache, batch_size), clf, version)
 
+    @property
+    def uses_text(self) -> bool:
+        return uses_text(self.classifier.inputs)
+
+    def text_means(self, frame: EventFrame) -> np.ndarray | None:
+        """The frame's per-session text means when the classifier reads them, else None."""
+        return session_text_means(frame) if self.uses_text else None
+
     def label_one(self, events: Sequence[Mapping[str, Any]]) -> tuple[str, float]:
         """(label id, confidence) for one session given as event dicts: the low-latency path."""
-        ids, conf = self.classifier.predict(self.embedder.embed_one(events)[None, :])
+        frame = self.embedder.featurizer.frame_rows([events])
+        x = classifier_input(self.classifier.inputs, self.embedder.embed_frame(frame), self.text_means(frame))
+        ids, conf = self.classifier.predict(x)
         return ids[0], float(conf[0])
 
     def labels_batch(self, sessions: pa.Table | pa.RecordBatch) -> pa.RecordBatch:
-        return self.labels_from_vectors(sessions.column("session_id"), self.embedder.embed_sessions(sessions))
+        frame = self.embedder.featurizer.frame(sessions)
+        return self.labels_from_vectors(sessions.column("session_id"), self.embedder.embed_frame(frame),
+                                        self.text_means(frame))  # fmt: skip
 
-    def labels_from_vectors(self, ids: Any, vectors: np.ndarray) -> pa.RecordBatch:
-        intents, conf = self.classifier.predict(vectors)
+    def labels_from_vectors(
+        self, ids: Any, vectors: np.ndarray, text_means: np.ndarray | None = None
+    ) -> pa.RecordBatch:
+        """Labels from embeddings (and, for a classifier that reads text, the sessions' text means)."""
+        intents, conf = self.classifier.predict(classifier_input(self.classifier.inputs, vectors, text_means))
         ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
         n = len(intents)
         return pa.RecordBatch.from_arrays(
@@ -89,6 +109,11 @@ def label_file(
         mat = chunk.column("embedding").flatten().to_numpy().reshape(chunk.num_rows, -1)
         return labeller.labels_from_vectors(chunk.column("session_id"), mat)
 
+    if embeddings is not None and labeller.uses_text:
+        if sessions is None:
+            raise ValueError("this bundle's classifier reads the sessions' page text too: give the sessions")
+        return map_file(sessions, ["session_id", "events"], _with_stored_vectors(labeller, embeddings),
+                        schema.LABELS, out, chunk_rows=chunk_rows, progress=progress, desc="label")  # fmt: skip
     if embeddings is not None:
         return map_file(embeddings, ["session_id", "embedding"], from_vectors, schema.LABELS, out,
                         chunk_rows=chunk_rows, progress=progress, desc="label")  # fmt: skip
@@ -96,6 +121,27 @@ def label_file(
         raise ValueError("give sessions or embeddings to label")
     return map_file(sessions, ["session_id", "events"], labeller.labels_batch, schema.LABELS, out,
                     chunk_rows=chunk_rows, progress=progress, desc="label")  # fmt: skip
+
+
+def _with_stored_vectors(labeller: Labeller, embeddings: str | Path) -> Any:
+    """A chunk job: sessions in, labels out, the embeddings read from `embeddings` (by session id) and the
+    text means computed from the chunk's events."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(embeddings, columns=["session_id", "embedding"])
+    row = {s: i for i, s in enumerate(table.column("session_id").to_pylist())}
+    vecs = table.column("embedding").combine_chunks()
+    mat = vecs.flatten().to_numpy().reshape(table.num_rows, -1)
+
+    def job(chunk: pa.RecordBatch) -> pa.RecordBatch:
+        ids = chunk.column("session_id").to_pylist()
+        missing = [s for s in ids if s not in row]
+        if missing:
+            raise ValueError(f"{len(missing)} sessions have no row in {embeddings}, e.g. {missing[0]!r}")
+        text = session_text_means(labeller.embedder.featurizer.frame(chunk))
+        return labeller.labels_from_vectors(chunk.column("session_id"), mat[[row[s] for s in ids]], text)
+
+    return job
 
 
 def latency(

@@ -94,6 +94,7 @@ class DistillReport:
     other_share_test: float  # held-out sessions the classifier calls `other`
     test_labels_unseen_in_training: list[str]  # counted as misses
     truth: TruthScore | None = None  # only on a simulated world
+    inputs: str = "embedding"  # what the classifier reads (distill/features.py INPUTS)
     latency_s: Latency | None = None  # filled by `with_cost`
     llm_latency_s: float | None = None  # LLM seconds per label, from the labels' usage file
     speedup: float | None = None  # LLM / distilled, one session at a time
@@ -138,6 +139,7 @@ class DistillReport:
             other_share_test=float(d.get("other_share_test", 0.0)),
             test_labels_unseen_in_training=list(d.get("test_labels_unseen_in_training", [])),
             truth=TruthScore(**{"folds": 5, "skipped": 0, **truth}) if truth else None,
+            inputs=str(d.get("inputs", "embedding")),
             latency_s=Latency(**{"threads": 1, **lat}) if lat else None,
             llm_latency_s=d.get("llm_latency_s"),
             speedup=d.get("speedup"),

@@ -6,7 +6,10 @@ clickintent.serve.onnx, whose graph is exported from the same `SessionEncoder.fo
 `encode` runs several sessions in one encoder call; a session asked to be *explained* also gets one copy
 per event with that event hidden behind the model's [MASK] vector (the vector masked-event training taught
 it), so leave-one-out occlusion costs one batched call: an event's weight is how much the top label's
-probability drops without it. What it leaves out: batching across requests (batcher.py), caching.
+probability drops without it. A classifier that reads page text too (inputs `embedding+text`) gets each
+session's text mean from the same frame (clickintent.distill.features, as `clickintent label` computes it),
+and each explanation copy the mean without the event it hides. What it leaves out: batching across requests
+(batcher.py), caching.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import numpy as np
 
 from clickintent.bundle import BundleError, load_bundle
 from clickintent.distill import IntentClassifier, bundle_taxonomy
-from clickintent.encoder.features import Featurizer, collate
+from clickintent.distill.features import classifier_input, occluded_text_means, session_text_means, uses_text
+from clickintent.encoder.features import EventFrame, Featurizer, collate
 from clickintent.encoder.io import load_encoder
 from clickintent.encoder.model import SessionEncoder
 from clickintent.encoder.text import TextVectors, text_encoder
@@ -108,9 +112,11 @@ class ServingModel:
         bundle = load_bundle(root)
         model, vocab, model_version = load_encoder(bundle)
         classifier = IntentClassifier.from_bundle(bundle)
-        if classifier.coef_.shape[1] != model.config.out_dim:
+        want = model.config.out_dim + (vocab.text_dim if uses_text(classifier.inputs) else 0)
+        if classifier.coef_.shape[1] != want:
             raise BundleError(
-                f"classifier reads {classifier.coef_.shape[1]}-d embeddings, the encoder writes {model.config.out_dim}",
+                f"classifier reads {classifier.coef_.shape[1]}-d rows ({classifier.inputs}), the encoder and "
+                f"text model give {want}",
                 "the classifier does not read the encoder's embeddings",
             )
         taxonomy = Taxonomy.from_dict(bundle_taxonomy(bundle))
@@ -164,7 +170,7 @@ class ServingModel:
                 n = c - 1
                 mask[starts[i] + 1 + np.arange(n), np.arange(n)] = True
         z = self.engine.run(collate(frame, rows), mask)
-        probs = self.classifier.predict_proba(z)
+        probs = self.classifier.predict_proba(classifier_input(self.classifier.inputs, z, self._text(frame, copies)))
         top = probs.argmax(axis=1)
         out = []
         for i, session in enumerate(sessions):
@@ -174,6 +180,15 @@ class ServingModel:
             weights = p[top[r]] - probs[r + 1 : starts[i + 1], top[r]] if copies[i] > 1 else None
             out.append(Scored(z[r], p, label, weights, len(session) - int(lengths[i])))
         return out
+
+    def _text(self, frame: EventFrame, copies: Sequence[int]) -> np.ndarray | None:
+        """Text means per encoder row (a session's, then its explanation copies' without their event)."""
+        if not uses_text(self.classifier.inputs):
+            return None
+        means = session_text_means(frame)
+        parts = [means[i : i + 1] if c == 1 else np.concatenate([means[i : i + 1], occluded_text_means(frame, i)])
+                 for i, c in enumerate(copies)]  # fmt: skip
+        return np.concatenate(parts) if parts else means
 
     @property
     def other_index(self) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from clickintent.distill.features import Inputs
 from clickintent.encoder.model import EncoderConfig
 
 # The encoder's default width (64) with 2 layers: the size the latency goals are stated for.
@@ -49,11 +50,14 @@ def toy_bundle(
     config: EncoderConfig = TINY_CONFIG,
     seed: int = 0,
     text_cache: str | Path | None = None,
+    inputs: Inputs = "embedding",
 ) -> Path:
-    """Write a bundle with an encoder and a classifier to `out` (which must not exist or be empty)."""
+    """Write a bundle with an encoder and a classifier to `out` (which must not exist or be empty); the
+    classifier reads `inputs` (clickintent.distill.features)."""
     import numpy as np
 
     from clickintent.distill import IntentClassifier
+    from clickintent.distill.features import classifier_input, session_text_means, uses_text
     from clickintent.encoder.embed import Embedder
     from clickintent.encoder.text import HashingEncoder, TextVectors
     from clickintent.encoder.toy import TOPICS, toy_sessions
@@ -64,10 +68,12 @@ def toy_bundle(
     cfg = TrainConfig(epochs=epochs, batch_size=64, lr=3e-3, warmup_steps=5, seed=seed, patience=epochs, device="cpu")
     result = train(table, out, config, cfg, text=text, progress=False, resume=False)
     embedder = Embedder.from_bundle(result.bundle, device="cpu", text_cache=text_cache)
-    X = embedder.embed_sessions(table)
+    frame = embedder.featurizer.frame(table)
+    text_means = session_text_means(frame) if uses_text(inputs) else None
+    X = classifier_input(inputs, embedder.embed_frame(frame), text_means)
     y = [TOPICS[i] for i in topic]
     cut = int(len(y) * 0.8)
-    clf = IntentClassifier(C=10.0).fit(X[:cut], y[:cut], X[cut:], y[cut:])
+    clf = IntentClassifier(C=10.0, inputs=inputs).fit(X[:cut], y[:cut], X[cut:], y[cut:])
     clf.save(
         result.bundle,
         toy_taxonomy_json(),
