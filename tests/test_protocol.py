@@ -102,10 +102,11 @@ def test_placebo_shows_nothing_and_the_same_size_detects_the_signal(worlds: dict
         oracle = p1["feature_sets"]["+ true intent (oracle)"]["log_loss_gain"]
         assert oracle["p"] < level and oracle["mean"] > 0, f"{task}: this size cannot detect the true intent's gain"
     if known:
-        # OPEN BUG (stop note of 2026-12-04): on CI the trained embedding gained +0.0014 nats (p 0.005) on
-        # conversion in the placebo world, and +0.0008 (p 0.005) here with a baseline that knows the exact
-        # profile (Inputs.profile_baseline), so it is not only the segment or bot status a visit reveals.
-        # Every other check of this test still holds; this one is reported, not hidden, until it is explained.
+        # OPEN (docs/EVALUATION.md, "Diagnosis"): the conversion outcome counts every conversion in the window,
+        # most of them tile or other-visit applications whose number depends on who the visitor is, which a
+        # visit reveals; the world's exact probabilities cover only the visit's own application, so signal 0
+        # is not an exact placebo for this outcome (the true intent gains as much). Every other check of this
+        # test still holds; this one is reported, not hidden, until the placebo scores the visit's own outcome.
         pytest.xfail(f"open: the embedding's conversion gain in the placebo world {known}")
 
 

@@ -7,8 +7,10 @@ the profile-only probabilities minus that of the full ones on the row's observed
 test rows is the most any feature set can gain over a baseline that knew the profile exactly. This module
 reads the visit probabilities and joins them to sessionized visits; the tile probabilities come with the
 app views themselves (tasks.py).
-Left out: applications from another visit or a tile click that land in a visit's window (the world's
-probabilities are those of the visit's own application; such rows add noise, not bias, to the ceiling).
+Left out: applications from another visit or a tile click that land in a visit's window. The world's
+probabilities are those of the visit's own application, and those other applications are most of the
+conversion task's positives; their number depends on who the visitor is, which the visit reveals, so a
+model can gain on them even at signal 0 (docs/EVALUATION.md, "Diagnosis").
 """
 
 from __future__ import annotations
