@@ -197,3 +197,26 @@ def test_the_ga4_sample_gets_several_categories_naming_its_sections(ga4_sessions
         inside = [any((_first_segment(e["page"]) or "home") == lb.category.lower() for e in events[s]) for s in members]
         assert sum(inside) >= 0.25 * len(members), lb
         assert lb.description.startswith("Visitors") and f"the {lb.category} section" in lb.description
+
+
+def test_the_coverage_weight_prefers_the_phrase_most_visits_have() -> None:
+    """A model that prefers one page's name ("Set a travel notice") is overruled by the coverage weight
+    when another candidate ("Card help") is in far more of the group's visits; weight 0 keeps its pick."""
+    from clickintent.llm.base import Completion, Request
+    from clickintent.taxonomy.naming import name_groups
+
+    def answer(request: Request) -> Completion:
+        scores = {c: (-1.0 if c == "Set a travel notice" else -2.0) for c in request.choices or ()}
+        return Completion(text=max(scores, key=lambda c: scores[c]), choice_logprobs=scores)
+
+    group = Group("Help Center", [("Set a travel notice", 0.2), ("Card help", 0.9)], [])
+    llm = FakeBackend(answer)
+    def named(weight: float) -> list[str]:
+        return name_groups(llm, [group], prior_weight=0.0, coverage_weight=weight)
+
+    assert named(0.0) == ["Set a travel notice"]
+    # log(0.9) - log(0.2) = 1.5 > the model's margin of 1 at weight 1; not at weight 0.5 (0.75 < 1)
+    assert named(1.0) == ["Card help"]
+    assert named(0.5) == ["Set a travel notice"]
+    with pytest.raises(ValueError, match="coverage_weight"):
+        name_groups(llm, [group], coverage_weight=-1.0)

@@ -40,7 +40,7 @@ import pyarrow as pa
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM
 from clickintent.taxonomy.cluster import Clusterer, SpectralClusterer, normalize
-from clickintent.taxonomy.naming import Group, describe_groups, name_groups
+from clickintent.taxonomy.naming import COVERAGE_WEIGHT, Group, describe_groups, name_groups
 from clickintent.taxonomy.phrases import STOP, Phrases, SiteMap, ctfidf, mmr, session_terms
 from clickintent.taxonomy.render import digest_table, render_pages, sample_sessions, site_suffix
 from clickintent.taxonomy.taxonomy import OTHER_ID, Generated, Label, Taxonomy, other_label, slugify
@@ -192,6 +192,7 @@ def generate_cluster(
     max_examples: int = 20,
     free_names: bool = False,
     llm_descriptions: bool = False,
+    coverage_weight: float = COVERAGE_WEIGHT,
 ) -> Generated:
     """A taxonomy from clusters of session vectors, grounded in the site (see the module docstring).
 
@@ -200,6 +201,7 @@ def generate_cluster(
     each name (a capable model) instead of choosing one of the cluster's phrases. `llm_descriptions`: the
     model writes each description (validated, the template when it fails) instead of the grounded template
     (`Group.template_description`; the default: the 270M model's sentences were slow and often off the group).
+    `coverage_weight`: how much a name candidate's share of its cluster's visits counts (`name_groups`).
     """
     encoder = DistinctEncoder(text_encoder or MiniLMEncoder())
     table, x = session_vectors(sample_sessions(sessions, sample, seed), embeddings, encoder)
@@ -225,7 +227,7 @@ def generate_cluster(
         return _groups(ctfidf(terms, label_idx, k), members, sections, searches, encoder)
 
     cluster_idx = np.array([kept.index(c) if c in kept else -1 for c in assign])
-    names = name_groups(llm, groups_of(cluster_idx, len(kept)), free=free_names)
+    names = name_groups(llm, groups_of(cluster_idx, len(kept)), free=free_names, coverage_weight=coverage_weight)
     # Merge near-duplicate names: the larger cluster's name stands for the merged label.
     by_size = sorted(range(len(kept)), key=lambda j: (-sizes[kept[j]], j))
     root = merge_duplicates([names[j] for j in by_size], encoder, merge_cosine)

@@ -28,6 +28,7 @@ language per taxonomy; descriptions longer than one sentence.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,10 @@ GROUNDED = 0.6
 # which favoured long rare phrases ("Intro APR Card" over "Balance Transfer Card"), 0 none, which favoured
 # single common words ("Job", "Transfer"); chosen on development worlds (docs/TAXONOMY.md).
 PRIOR_WEIGHT = 0.5
+# How much a candidate's coverage (log share of the group's visits with its phrase) adds to its score:
+# a name should be about most of the group's visits, not one page of it ("Set a travel notice" for card
+# help); chosen on development worlds (docs/TAXONOMY.md).
+COVERAGE_WEIGHT = 0.0
 # Who visits and what visiting is: words a description may use that no group's phrases need to have.
 _FRAME = {
     "customer", "visitor", "shopper", "homeowner", "people", "user", "someone", "looking", "checking",
@@ -114,6 +119,18 @@ class Group:
             if len(out) >= limit:
                 break
         return out
+
+    def candidate_shares(self, limit: int = 8) -> dict[str, float]:
+        """`candidates` -> the share of the group's visits with the phrase it came from (the largest, where
+        two phrases give one name)."""
+        out: dict[str, float] = {}
+        for text, share in self.phrases:
+            try:
+                name = clean_name(text, max_words=5)
+            except MalformedOutput:
+                continue
+            out[name] = max(out.get(name, 0.0), share)
+        return {n: out.get(n, 0.0) for n in self.candidates(limit)}
 
     def fallback_name(self, index: int) -> str:
         """A name from the data when no phrase is usable: the best candidate, the section, a number."""
@@ -203,9 +220,18 @@ def answered(llm: LLM, requests: Sequence[Request], step: str) -> list[Completio
 
 
 def name_groups(
-    llm: LLM, groups: Sequence[Group], *, free: bool = False, prior_weight: float = PRIOR_WEIGHT
+    llm: LLM,
+    groups: Sequence[Group],
+    *,
+    free: bool = False,
+    prior_weight: float = PRIOR_WEIGHT,
+    coverage_weight: float = COVERAGE_WEIGHT,
 ) -> list[str]:
-    """A name per group (see the module docstring)."""
+    """A name per group (see the module docstring). `coverage_weight`: add this times the log of the share
+    of the group's visits that have each candidate phrase to its score (0: the model's calibrated scores
+    alone)."""
+    if coverage_weight < 0:
+        raise ValueError(f"coverage_weight must be >= 0, not {coverage_weight}")
     names = [g.fallback_name(i) for i, g in enumerate(groups)]
     cands = [g.candidates() for g in groups]
     if free:
@@ -229,14 +255,15 @@ def name_groups(
         priors = [r.choice_logprobs if r is not None else None for r in refs]
     for i, c, prior in zip(asked, out, priors, strict=True):
         if c is not None:
-            names[i] = _best_choice(c, prior, prior_weight)
+            bonus = {n: coverage_weight * math.log(max(s, 1e-6)) for n, s in groups[i].candidate_shares().items()}
+            names[i] = _best_choice(c, prior, prior_weight, bonus if coverage_weight else {})
     return names
 
 
-def _best_choice(c: Completion, prior: dict[str, float] | None, weight: float) -> str:
+def _best_choice(c: Completion, prior: dict[str, float] | None, weight: float, bonus: dict[str, float]) -> str:
     if not c.choice_logprobs:
         return c.text
-    scores = {k: v - weight * (prior or {}).get(k, 0.0) for k, v in c.choice_logprobs.items()}
+    scores = {k: v - weight * (prior or {}).get(k, 0.0) + bonus.get(k, 0.0) for k, v in c.choice_logprobs.items()}
     return max(sorted(scores), key=lambda k: scores[k])
 
 
