@@ -52,7 +52,7 @@ GROUNDED = 0.6
 PRIOR_WEIGHT = 0.5
 # How much a candidate's coverage (log share of the group's visits with its phrase) adds to its score:
 # a name should be about most of the group's visits, not one page of it ("Set a travel notice" for card
-# help); chosen on development worlds (docs/TAXONOMY.md).
+# help). Off: no weight from 0.5 to 4 improved the names check on development worlds (docs/TAXONOMY.md).
 COVERAGE_WEIGHT = 0.0
 # Who visits and what visiting is: words a description may use that no group's phrases need to have.
 _FRAME = {
@@ -108,29 +108,24 @@ class Group:
 
     def candidates(self, limit: int = 8) -> list[str]:
         """The names the group's phrases offer (valid, distinct up to case), best first."""
-        out: list[str] = []
-        for text, _ in self.phrases:
-            try:
-                name = clean_name(text, max_words=5)
-            except MalformedOutput:
-                continue
-            if name.lower() not in {n.lower() for n in out}:
-                out.append(name)
-            if len(out) >= limit:
-                break
-        return out
+        return list(self.candidate_shares(limit))
 
     def candidate_shares(self, limit: int = 8) -> dict[str, float]:
         """`candidates` -> the share of the group's visits with the phrase it came from (the largest, where
-        two phrases give one name)."""
+        phrases differing only in case give one name)."""
         out: dict[str, float] = {}
+        first: dict[str, str] = {}  # lower case -> the name as first written
         for text, share in self.phrases:
             try:
                 name = clean_name(text, max_words=5)
             except MalformedOutput:
                 continue
-            out[name] = max(out.get(name, 0.0), share)
-        return {n: out.get(n, 0.0) for n in self.candidates(limit)}
+            key = first.setdefault(name.lower(), name)
+            if key in out:
+                out[key] = max(out[key], share)
+            elif len(out) < limit:
+                out[key] = share
+        return out
 
     def fallback_name(self, index: int) -> str:
         """A name from the data when no phrase is usable: the best candidate, the section, a number."""
@@ -255,8 +250,9 @@ def name_groups(
         priors = [r.choice_logprobs if r is not None else None for r in refs]
     for i, c, prior in zip(asked, out, priors, strict=True):
         if c is not None:
-            bonus = {n: coverage_weight * math.log(max(s, 1e-6)) for n, s in groups[i].candidate_shares().items()}
-            names[i] = _best_choice(c, prior, prior_weight, bonus if coverage_weight else {})
+            shares = groups[i].candidate_shares() if coverage_weight else {}
+            bonus = {n: coverage_weight * math.log(max(s, 1e-6)) for n, s in shares.items()}
+            names[i] = _best_choice(c, prior, prior_weight, bonus)
     return names
 
 
