@@ -232,8 +232,9 @@ def distilled(sim_sessions: Path, lab: pa.Table, llm: dict[str, str], truth: dic
         hit_llm[test] = [mapping.get(y[i]) == truth[ids[i]] for i in test]
         for inputs in INPUTS:
             X = classifier_input(inputs, emb, text)
-            clf = fit_classifier(X, y, np.flatnonzero(rest & ~inner), np.flatnonzero(rest & inner), None, seed,
-                                 inputs=inputs)
+            clf = fit_classifier(
+                X, y, np.flatnonzero(rest & ~inner), np.flatnonzero(rest & inner), None, seed, inputs=inputs
+            )
             pred, _ = clf.predict(X[test])
             hits[inputs][test] = [mapping.get(p) == truth[ids[i]] for p, i in zip(pred, test, strict=True)]
     people = sorted(set(visitors))
@@ -273,6 +274,10 @@ def main() -> None:
     ap.add_argument("--label-sample", type=int, default=300, help="sessions the LLM labels and all are scored on")
     ap.add_argument("--max-labels", type=int, default=20, help="taxonomy bound (the world has 18 intents)")
     ap.add_argument("--clusterer", choices=["spectral", "kmeans"], default="spectral", help="the build's clusterer")
+    ap.add_argument(
+        "--vectors", choices=["text", "terms", "text+terms"], default="text", help="what the build clusters"
+    )
+    ap.add_argument("--clusters", type=int, default=None, help="exactly this many clusters (default: searched)")
     ap.add_argument("--seed", type=int, default=0, help="build seed")
     ap.add_argument("--variants", nargs="+", default=["fixed+top3"], help=VARIANT_HELP)
     ap.add_argument(
@@ -308,10 +313,12 @@ def main() -> None:
     llm = LocalBackend(n_threads=1, progress=False, cache=Cache(args.cache or tmp / "cache.sqlite"))
     print(f"world: {info}; G={gen.num_rows} L={len(label_ids)}", file=sys.stderr)
 
-    clusterer = (SpectralClusterer(k=k_range(args.max_labels), seed=args.seed) if args.clusterer == "spectral"
-                 else KMeansClusterer(k=range(2, args.max_labels + 1), seed=args.seed))  # fmt: skip
+    k = args.clusters or k_range(args.max_labels)
+    clusterer = (SpectralClusterer(k=k, seed=args.seed) if args.clusterer == "spectral"
+                 else KMeansClusterer(k=args.clusters or range(2, args.max_labels + 1), seed=args.seed))  # fmt: skip
     t0 = time.perf_counter()
-    built = generate_cluster(gen, llm, clusterer=clusterer, sample=None, seed=args.seed, text_encoder=encoder)
+    built = generate_cluster(gen, llm, clusterer=clusterer, vectors=args.vectors, sample=None, seed=args.seed,
+                             text_encoder=encoder)  # fmt: skip
     build_seconds = time.perf_counter() - t0
     tax = built.taxonomy
     events = dict(zip(gen.column("session_id").to_pylist(), gen.column("events").to_pylist(), strict=True))
@@ -320,7 +327,8 @@ def main() -> None:
     print(tax.tree(), file=sys.stderr)
     print(f"categories {cats.passed}/{cats.total}, names {names.passed}/{names.total}", file=sys.stderr)
     results: dict[str, Any] = {
-        "world": info, "G": gen.num_rows, "L": len(label_ids),
+        "world": info, "G": gen.num_rows, "L": len(label_ids), "vectors": args.vectors, "max_labels": args.max_labels,
+        "clusters": args.clusters,
         "taxonomy": {"version": tax.version, "labels": len(tax.labels) - 1, "tree": tax.tree().split("\n"),
                      "build_seconds": round(build_seconds, 1), "build_usage": usage_dict(llm),
                      "categories": cats.to_dict(), "names": names.to_dict()},

@@ -217,6 +217,22 @@ def test_cli_build_writes_a_taxonomy_for_any_catalogue(
     assert res.exit_code == 1 and "no sessions" in res.output and "Traceback" not in res.output
 
 
+
+def test_cli_build_clusters_terms_into_the_number_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clickintent.cli import main
+    from clickintent.cli import taxonomy as cli_tax
+
+    monkeypatch.setattr(cli_tax, "make_backend", lambda kind, **kw: FakeBackend(nonsense, retries=1))
+    monkeypatch.setattr(generate_mod, "MiniLMEncoder", HashingEncoder)
+    pq.write_table(catalogue("category-codes", n=60), tmp_path / "s.parquet")
+    args = ["taxonomy", "build", str(tmp_path / "s.parquet"), "-o", str(tmp_path / "t.json"), "--clusterer", "kmeans"]
+    res = CliRunner().invoke(main, [*args, "--vectors", "text+terms", "--clusters", "3"])
+    assert res.exit_code == 0, res.output
+    gen = Taxonomy.load(tmp_path / "t.json").generator
+    assert gen["vectors"] == "text+terms" and gen["k"] == 3 and gen["clusters"] == 3
+    res = CliRunner().invoke(main, [*args, "--clusters", "1"])
+    assert res.exit_code == 2 and "--clusters" in res.output
+
 PHRASE_SCRIPT = """
 import json
 import numpy as np

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -211,6 +212,7 @@ def test_the_coverage_weight_prefers_the_phrase_most_visits_have() -> None:
 
     group = Group("Help Center", [("Set a travel notice", 0.2), ("Card help", 0.9)], [])
     llm = FakeBackend(answer)
+
     def named(weight: float) -> list[str]:
         return name_groups(llm, [group], prior_weight=0.0, coverage_weight=weight)
 
@@ -220,3 +222,26 @@ def test_the_coverage_weight_prefers_the_phrase_most_visits_have() -> None:
     assert named(0.5) == ["Set a travel notice"]
     with pytest.raises(ValueError, match="coverage_weight"):
         name_groups(llm, [group], coverage_weight=-1.0)
+
+
+# -- term vectors -----------------------------------------------------------------------------------
+
+
+def test_term_vectors_split_visits_on_the_phrase_a_shared_section_hides() -> None:
+    """Refinance and purchase visits share the section and its calculator; their TF-IDF term vectors keep
+    the refinance visits together, and a build on them puts each kind in its own label."""
+    from clickintent.taxonomy.phrases import session_terms, term_vectors
+
+    calc = ev("b.com/home-loans/mortgage-calculator", "Mortgage calculator | Home Loans | Bank")
+    refi = [ev("b.com/home-loans/refinance", "Refinance your mortgage | Home Loans | Bank"), calc]
+    buy = [ev("b.com/home-loans/fixed-30", "30-year fixed mortgage | Home Loans | Bank"), calc]
+    x = term_vectors([session_terms(v, "Bank") for v in [refi, refi, buy, buy]])
+    assert x.shape[0] == 4 and np.allclose(np.linalg.norm(x, axis=1), 1, atol=1e-5)
+    assert x[0] @ x[1] > 0.99 and x[0] @ x[2] < 0.5  # the shared calculator weighs less than the product page
+    assert term_vectors([{}, {}]).shape == (2, 1) and not term_vectors([{}, {}]).any()  # no terms: zero rows
+
+    table = make_sessions()
+    result = build(table, vectors="terms")
+    assert result.taxonomy.generator["vectors"] == "terms" and len(result.taxonomy.labels) >= 3
+    with pytest.raises(ValueError, match="embeddings=None"):
+        build(table, vectors="terms", embeddings=pa.table({"session_id": ["x"], "embedding": [[1.0]]}))

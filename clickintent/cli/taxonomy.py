@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 import pyarrow as pa
@@ -180,11 +180,12 @@ def taxonomy_group() -> None:
 )
 @click.option(
     "--vectors",
-    type=click.Choice(["auto", "embeddings", "text"]),
+    type=click.Choice(["auto", "embeddings", "text", "terms", "text+terms"]),
     default="auto",
     show_default=True,
-    help="cluster mode: what to cluster: the --embeddings file, or MiniLM vectors of each session's words "
-    "(auto: embeddings when --embeddings is given, else text).",
+    help="cluster mode: what to cluster: the --embeddings file, MiniLM vectors of each session's words (text), "
+    "TF-IDF vectors of its title, URL and search phrases (terms), or both (text+terms) (auto: embeddings when "
+    "--embeddings is given, else text).",
 )
 @click.option(
     "--clusterer",
@@ -193,6 +194,13 @@ def taxonomy_group() -> None:
     show_default=True,
     help="cluster mode: spectral clustering of the nearest-neighbour graph, k the best silhouette between half "
     "of --max-labels and --max-labels; or k-means (the earlier method), k the best silhouette from 2 up.",
+)
+@click.option(
+    "--clusters",
+    type=click.IntRange(min=2),
+    default=None,
+    help="cluster mode: exactly this many clusters, before near-duplicate names merge and clusters under 1% of "
+    "the sessions go to Other [default: the best silhouette between half of --max-labels and --max-labels].",
 )
 @click.option(
     "--llm-descriptions/--template-descriptions",
@@ -214,6 +222,7 @@ def build_cmd(
     embeddings: Path | None,
     vectors: str,
     clusterer: str,
+    clusters: int | None,
     llm_descriptions: bool,
     seed: int,
     platform: str,
@@ -221,7 +230,7 @@ def build_cmd(
 ) -> None:
     """Build taxonomy.json from SESSIONS (a sessions.parquet)."""
     from clickintent.taxonomy.cluster import KMeansClusterer, SpectralClusterer, k_range
-    from clickintent.taxonomy.generate import generate_cluster
+    from clickintent.taxonomy.generate import Vectors, generate_cluster
     from clickintent.taxonomy.tnt import generate_llm
 
     if mode == "llm" and llm_kw["llm_kind"] == "local":
@@ -243,12 +252,13 @@ def build_cmd(
         tax = generate_llm(table, llm, max_labels=max_labels, sample=sample, seed=seed).taxonomy
     else:
         chosen = (
-            SpectralClusterer(k=k_range(max_labels), seed=seed)
+            SpectralClusterer(k=clusters or k_range(max_labels), seed=seed)
             if clusterer == "spectral"
-            else KMeansClusterer(k=range(2, max(2, max_labels) + 1), seed=seed)
+            else KMeansClusterer(k=clusters or range(2, max(2, max_labels) + 1), seed=seed)
         )
-        emb = pq.read_table(embeddings) if embeddings is not None and vectors != "text" else None
-        tax = generate_cluster(table, llm, clusterer=chosen, embeddings=emb, sample=sample, seed=seed,
+        emb = pq.read_table(embeddings) if embeddings is not None and vectors in ("auto", "embeddings") else None
+        own = cast(Vectors, vectors if vectors in ("terms", "text+terms") else "text")
+        tax = generate_cluster(table, llm, clusterer=chosen, embeddings=emb, vectors=own, sample=sample, seed=seed,
                                llm_descriptions=llm_descriptions).taxonomy  # fmt: skip
     tax.save(out)
     click.echo(tax.tree())

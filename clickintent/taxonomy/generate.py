@@ -3,8 +3,8 @@
 `cluster` mode works with the embedded base model, because every part of the taxonomy comes from the data
 and the model only makes the choices it makes well:
 
-1. **Clusters**: unit vectors for a sample of sessions (MiniLM vectors of each session's words, or the
-   encoder's embeddings when given) grouped by a `Clusterer` passed in (`cluster.py`; spectral by default).
+1. **Clusters**: unit vectors for a sample of sessions (MiniLM vectors of each session's words, TF-IDF
+   vectors of its terms, both, or the encoder's embeddings when given) grouped by a `Clusterer` passed in (`cluster.py`; spectral by default).
    Clusters under `min_share` of the sample go to `other`, smallest first, while `other` stays within
    `max_other`.
 2. **Site sections** (`phrases.SiteMap`: URL directories, title breadcrumbs, dotted category codes, the
@@ -41,7 +41,7 @@ from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM
 from clickintent.taxonomy.cluster import Clusterer, SpectralClusterer, normalize
 from clickintent.taxonomy.naming import COVERAGE_WEIGHT, Group, describe_groups, name_groups
-from clickintent.taxonomy.phrases import STOP, Phrases, SiteMap, ctfidf, mmr, session_terms
+from clickintent.taxonomy.phrases import STOP, Phrases, SiteMap, ctfidf, mmr, session_terms, term_vectors
 from clickintent.taxonomy.render import digest_table, render_pages, sample_sessions, site_suffix
 from clickintent.taxonomy.taxonomy import OTHER_ID, Generated, Label, Taxonomy, other_label, slugify
 from clickintent.taxonomy.tnt import generate_llm
@@ -49,6 +49,7 @@ from clickintent.taxonomy.tnt import generate_llm
 log = logging.getLogger(__name__)
 
 Mode = Literal["cluster", "llm"]
+Vectors = Literal["text", "terms", "text+terms"]
 SITE = "Site"  # the category of a label whose visits are in no section (opaque page ids only)
 # A label's category is the section most over its base share among those at least SECTION_SHARE of its
 # visits and half as many as its most visited section are in (`top_section`). On development worlds 7 and
@@ -59,6 +60,10 @@ PLURALITY_PART = 0.5
 VISITS = 3  # example visits written out per label
 BROAD = 0.25  # a part of a phrase is a name candidate when at least this share of the label's visits has it
 DEFAULT_CLUSTERER = SpectralClusterer()
+# A label's searches (shown to the model, quoted in its description) are those at least this many of its
+# visits made: one visitor's search is not what the label is about ("first time home buyer" under
+# application status).
+SEARCH_VISITS = 2
 
 
 class DistinctEncoder(TextEncoder):
@@ -81,12 +86,23 @@ class DistinctEncoder(TextEncoder):
         return np.stack([self.seen[t] for t in texts])
 
 
-def session_vectors(table: pa.Table, embeddings: pa.Table | None, encoder: TextEncoder) -> tuple[pa.Table, np.ndarray]:
+def session_vectors(
+    table: pa.Table, embeddings: pa.Table | None, encoder: TextEncoder, vectors: Vectors = "text"
+) -> tuple[pa.Table, np.ndarray]:
     """(the sessions kept, their unit vectors): rows of `embeddings` by session id when given (sessions
-    without one are left out), else `encoder` vectors of each session's words (`session_digest`)."""
+    without one are left out), else by `vectors`: `encoder` vectors of each session's words
+    (`session_digest`, "text"), TF-IDF vectors of its terms ("terms", `phrases.term_vectors`), or both
+    side by side, each of unit length ("text+terms")."""
     if embeddings is None:
-        digests = digest_table(table)
-        return table, normalize(encoder.encode([digests[s] for s in table.column("session_id").to_pylist()]))
+        parts = []
+        if vectors in ("text", "text+terms"):
+            digests = digest_table(table)
+            parts.append(normalize(encoder.encode([digests[s] for s in table.column("session_id").to_pylist()])))
+        if vectors in ("terms", "text+terms"):
+            events = table.column("events").to_pylist()
+            suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
+            parts.append(term_vectors([session_terms(evs, suffix) for evs in events]))
+        return table, normalize(np.hstack(parts))
     emb = dict(
         zip(embeddings.column("session_id").to_pylist(), embeddings.column("embedding").to_pylist(), strict=True)
     )
@@ -135,7 +151,7 @@ def _groups(
     encoder: TextEncoder, n_candidates: int = 8,
 ) -> list[Group]:  # fmt: skip
     """A naming `Group` per label: its section (`top_section`), its best phrases kept diverse by MMR, its
-    searches."""
+    commonest searches (made by at least `SEARCH_VISITS` of its visits)."""
     base = section_shares(sections, range(len(sections)))
     out = []
     for g, mem in enumerate(members):
@@ -146,13 +162,8 @@ def _groups(
             picked = mmr(normalize(encoder.encode(top)), rel / rel.max(), n_candidates, diversity=0.3)
             top = [top[i] for i in sorted(picked)]  # best first: `top` is sorted by weight
         found = Counter(q for i in mem for q in searches[i])
-        out.append(
-            Group(
-                section,
-                [(t, phrases.share[g][t.lower()]) for t in top],
-                [q for q, _ in sorted(found.items(), key=lambda kv: (-kv[1], kv[0]))[:3]],
-            )
-        )
+        common = [q for q, c in sorted(found.items(), key=lambda kv: (-kv[1], kv[0])) if c >= SEARCH_VISITS]
+        out.append(Group(section, [(t, phrases.share[g][t.lower()]) for t in top], common[:3]))
     return out
 
 
@@ -183,6 +194,7 @@ def generate_cluster(
     *,
     clusterer: Clusterer = DEFAULT_CLUSTERER,
     embeddings: pa.Table | None = None,
+    vectors: Vectors = "text",
     text_encoder: TextEncoder | None = None,
     sample: int | None = 2000,
     seed: int = 0,
@@ -196,15 +208,19 @@ def generate_cluster(
 ) -> Generated:
     """A taxonomy from clusters of session vectors, grounded in the site (see the module docstring).
 
-    `embeddings`: cluster these vectors (by session id) instead of MiniLM vectors of the sessions' words
-    (`text_encoder`, MiniLM when None, also makes the phrase vectors). `free_names`: the model writes
-    each name (a capable model) instead of choosing one of the cluster's phrases. `llm_descriptions`: the
-    model writes each description (validated, the template when it fails) instead of the grounded template
-    (`Group.template_description`; the default: the 270M model's sentences were slow and often off the group).
+    `embeddings`: cluster these vectors (by session id); else `vectors`: MiniLM vectors of the sessions'
+    words ("text"; `text_encoder`, MiniLM when None, also makes the phrase vectors), TF-IDF vectors of
+    their terms ("terms") or both ("text+terms"); `embeddings` with another `vectors` is an error.
+    `free_names`: the model writes each name (a capable model) instead of choosing one of the cluster's
+    phrases. `llm_descriptions`: the model writes each description (validated, the template when it fails)
+    instead of the grounded template (`Group.template_description`; the default: the 270M model's sentences
+    were slow and often off the group).
     `coverage_weight`: how much a name candidate's share of its cluster's visits counts (`name_groups`).
     """
+    if embeddings is not None and vectors != "text":
+        raise ValueError(f"vectors={vectors!r} clusters the sessions' own words or terms; pass embeddings=None")
     encoder = DistinctEncoder(text_encoder or MiniLMEncoder())
-    table, x = session_vectors(sample_sessions(sessions, sample, seed), embeddings, encoder)
+    table, x = session_vectors(sample_sessions(sessions, sample, seed), embeddings, encoder, vectors)
     ids = table.column("session_id").to_pylist()
     events = table.column("events").to_pylist()
     platforms = table.column("platform").to_pylist() if "platform" in table.column_names else [None] * len(ids)
@@ -266,7 +282,7 @@ def generate_cluster(
             "model": llm.model,
             "sessions": n,
             "platforms": sorted({p for p in platforms if p}),
-            "vectors": "embeddings" if embeddings is not None else "text",
+            "vectors": "embeddings" if embeddings is not None else vectors,
             "text_model": encoder.name,
             "clusters": len(sizes),
             **clusterer.describe(),

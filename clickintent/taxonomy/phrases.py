@@ -265,3 +265,19 @@ def mmr(vectors: np.ndarray, relevance: np.ndarray, k: int, diversity: float = 0
         score = [(1 - diversity) * relevance[i] - diversity * max(sims[i, j] for j in picked) for i in rest]
         picked.append(rest[int(np.argmax(score))])
     return picked
+
+
+def term_vectors(terms: Sequence[Mapping[str, str]], min_sessions: int = 2) -> np.ndarray:
+    """Unit TF-IDF vectors of sessions over their terms (`session_terms`; each counts once per session), the
+    terms that at least `min_sessions` sessions have: clusters of these split visits on the very phrases
+    that then name them (a refinance page among shared calculators), where the MiniLM vector of a visit's
+    words sees mostly the section they share (docs/TAXONOMY.md, issue 19)."""
+    df = Counter(t for ts in terms for t in ts)
+    vocab = {t: j for j, t in enumerate(sorted(t for t, c in df.items() if c >= min_sessions))}
+    x = np.zeros((len(terms), max(1, len(vocab))), np.float32)
+    n = len(terms)
+    for i, ts in enumerate(terms):
+        for t in ts:
+            if (j := vocab.get(t)) is not None:
+                x[i, j] = math.log((1 + n) / (1 + df[t])) + 1.0  # scikit-learn's smoothed idf
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
