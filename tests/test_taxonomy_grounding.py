@@ -229,7 +229,7 @@ def test_the_coverage_weight_prefers_the_phrase_most_visits_have() -> None:
 
 def test_term_vectors_split_visits_on_the_phrase_a_shared_section_hides() -> None:
     """Refinance and purchase visits share the section and its calculator; their TF-IDF term vectors keep
-    the refinance visits together, and a build on them puts each kind in its own label."""
+    the refinance visits together; a build can cluster them, and says so in its generator block."""
     from clickintent.taxonomy.phrases import session_terms, term_vectors
 
     calc = ev("b.com/home-loans/mortgage-calculator", "Mortgage calculator | Home Loans | Bank")
