@@ -41,6 +41,27 @@ def journey(topic: str, n: int, start: float = 0) -> list[dict[str, Any]]:
     ]
 
 
+def running(pid: int) -> bool:
+    """The process exists and is not a zombie waiting to be reaped."""
+    try:
+        return (Path(f"/proc/{pid}") / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc; none elsewhere)."""
+    out = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append(int(d.name))
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -75,12 +96,21 @@ class Server:
         raise RuntimeError(f"server not ready in 120 s:\n{log.read_text()[-3000:]}")
 
     def stop(self) -> None:
+        """SIGTERM, as a process manager stops it; then no process it started (the cleaner pool's worker and
+        resource tracker) may outlive it."""
+        kids = child_pids(self.proc.pid)
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
         self._out.close()
+        deadline = time.time() + 10
+        while (alive := [k for k in kids if running(k)]) and time.time() < deadline:
+            time.sleep(0.1)
+        for k in alive:
+            os.kill(k, signal.SIGKILL)
+        assert not alive, f"the server left {len(alive)} child processes running after it stopped"
 
 
 def row(ts_us: int, page: str = "bank.example/x") -> dict[str, Any]:

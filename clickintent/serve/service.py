@@ -83,7 +83,9 @@ class Service:
 
     def stop(self) -> None:
         self.queue.stop()
-        self._cleaners.shutdown(wait=False, cancel_futures=True)
+        # Waits for the cleaner process to exit (it is idle, or its pending work is cancelled): with
+        # wait=False the spawned worker and its resource tracker outlived the server.
+        self._cleaners.shutdown(wait=True, cancel_futures=True)
 
     @property
     def ready(self) -> bool:

@@ -4,9 +4,9 @@
 and the model only makes the choices it makes well:
 
 1. **Clusters**: unit vectors for a sample of sessions (MiniLM vectors of each session's words, TF-IDF
-   vectors of its terms, both, or the encoder's embeddings when given) grouped by a `Clusterer` passed in (`cluster.py`; spectral by default).
-   Clusters under `min_share` of the sample go to `other`, smallest first, while `other` stays within
-   `max_other`.
+   vectors of its terms, both, or the encoder's embeddings when given) grouped by a `Clusterer` passed in
+   (`cluster.py`; spectral by default). Clusters under `min_share` of the sample go to `other`, smallest
+   first, while `other` stays within `max_other`.
 2. **Site sections** (`phrases.SiteMap`: URL directories, title breadcrumbs, dotted category codes, the
    home page): a label's category is, among the sections at least `SECTION_SHARE` of its visits and half
    as many as its most visited section are in, the one most over its share of all visits (`top_section`),
