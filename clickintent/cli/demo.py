@@ -62,10 +62,11 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
                    "--seed", str(seed)], [bundle / "encoder.safetensors"]),
         ("embed", ["embed", str(visits), "--bundle", str(bundle), "--out", str(embeddings)], [embeddings]),
         # Clustered on the MiniLM vectors of the visits' words: on the encoder's embeddings the silhouette
-        # picked 2-3 clusters for web sessions (docs/BENCHMARKS.md, issue 6, session 3).
+        # picked 2-3 clusters for web sessions (docs/BENCHMARKS.md, issue 6, session 3). Spectral clusters
+        # (the build's default) with up to 20 labels for the world's 18 intents (issue 19, session 6).
         ("taxonomy build", ["taxonomy", "build", str(learn), "--out", str(taxonomy), "--vectors", "text",
-                            "--clusterer", "kmeans", "--platform", "web", "--seed", str(seed),
-                            "--max-labels", str(max_labels), *llm], [taxonomy]),
+                            "--platform", "web", "--seed", str(seed), "--max-labels", str(max_labels), *llm],
+         [taxonomy]),
         ("taxonomy label", ["taxonomy", "label", str(learn), "--taxonomy", str(taxonomy), "--out", str(labels),
                             "--sample", str(label_sample), "--seed", str(seed), "--platform", "web", *llm], [labels]),
         ("distill", ["distill", "--embeddings", str(embeddings), "--labels", str(labels), "--taxonomy",
@@ -132,7 +133,7 @@ def demo_steps(out_dir: Path, *, visitors: int, days: int, seed: int, signal: fl
 )
 @click.option(
     "--max-labels",
-    default=12,
+    default=20,
     show_default=True,
     type=click.IntRange(min=2),
     help="Most taxonomy labels (each costs a few LLM calls to name).",
