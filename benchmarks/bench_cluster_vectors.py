@@ -43,7 +43,7 @@ def main() -> None:
 
     from benchmarks.bench_taxonomy import CachedEncoder, scores, world
     from clickintent.taxonomy.cluster import SpectralClusterer
-    from clickintent.taxonomy.generate import DistinctEncoder, session_vectors
+    from clickintent.taxonomy.generate import DistinctEncoder, session_vectors, table_terms
     from clickintent.taxonomy.render import sample_sessions
 
     rows: list[dict[str, Any]] = []
@@ -54,8 +54,9 @@ def main() -> None:
         for g in args.sample:
             gen = sample_sessions(sessions, g, seed=12345)
             truth = [intent[s] for s in gen.column("session_id").to_pylist()]
+            terms = table_terms(gen)[1]
             for vectors in args.vectors:
-                _, x = session_vectors(gen, None, encoder, vectors)
+                _, x = session_vectors(gen, None, encoder, vectors, terms)
                 for k_text in args.k:
                     assign = SpectralClusterer(k=parse_k(k_text), seed=0).fit_predict(x).tolist()
                     majority, mixed = set(), 0

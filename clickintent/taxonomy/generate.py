@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -87,30 +87,37 @@ class DistinctEncoder(TextEncoder):
 
 
 def session_vectors(
-    table: pa.Table, embeddings: pa.Table | None, encoder: TextEncoder, vectors: Vectors = "text"
-) -> tuple[pa.Table, np.ndarray]:
-    """(the sessions kept, their unit vectors): rows of `embeddings` by session id when given (sessions
-    without one are left out), else by `vectors`: `encoder` vectors of each session's words
-    (`session_digest`, "text"), TF-IDF vectors of its terms ("terms", `phrases.term_vectors`), or both
-    side by side, each of unit length ("text+terms")."""
+    table: pa.Table, embeddings: pa.Table | None, encoder: TextEncoder, vectors: Vectors = "text",
+    terms: Sequence[Mapping[str, str]] | None = None,
+) -> tuple[list[int], np.ndarray]:  # fmt: skip
+    """(the rows of `table` kept, their unit vectors): rows of `embeddings` by session id when given
+    (sessions without one are left out), else by `vectors`: `encoder` vectors of each session's words
+    (`session_digest`, "text"), TF-IDF vectors of its terms ("terms", `phrases.term_vectors`; `terms`:
+    each row's `session_terms` when the caller has them), or both side by side, each of unit length
+    ("text+terms")."""
+    ids = table.column("session_id").to_pylist()
     if embeddings is None:
         parts = []
         if vectors in ("text", "text+terms"):
             digests = digest_table(table)
-            parts.append(normalize(encoder.encode([digests[s] for s in table.column("session_id").to_pylist()])))
+            parts.append(normalize(encoder.encode([digests[s] for s in ids])))
         if vectors in ("terms", "text+terms"):
-            events = table.column("events").to_pylist()
-            suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
-            parts.append(term_vectors([session_terms(evs, suffix) for evs in events]))
-        return table, normalize(np.hstack(parts))
+            parts.append(term_vectors(terms if terms is not None else table_terms(table)[1]))
+        return list(range(len(ids))), normalize(np.hstack(parts))
     emb = dict(
         zip(embeddings.column("session_id").to_pylist(), embeddings.column("embedding").to_pylist(), strict=True)
     )
-    keep = [i for i, sid in enumerate(table.column("session_id").to_pylist()) if sid in emb]
+    keep = [i for i, sid in enumerate(ids) if sid in emb]
     if not keep:
         raise ValueError("no sampled session has an embedding (do the session ids match?)")
-    table = table.take(keep)
-    return table, normalize(np.array([emb[s] for s in table.column("session_id").to_pylist()]))
+    return keep, normalize(np.array([emb[ids[i]] for i in keep]))
+
+
+def table_terms(table: pa.Table) -> tuple[str, list[dict[str, str]]]:
+    """(the site's name in titles, each row's `session_terms`) of a SESSIONS table."""
+    events = table.column("events").to_pylist()
+    suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
+    return suffix, [session_terms(evs, suffix) for evs in events]
 
 
 def keep_clusters(sizes: np.ndarray, min_share: float, max_other: float) -> list[int]:
@@ -220,7 +227,11 @@ def generate_cluster(
     if embeddings is not None and vectors != "text":
         raise ValueError(f"vectors={vectors!r} clusters the sessions' own words or terms; pass embeddings=None")
     encoder = DistinctEncoder(text_encoder or MiniLMEncoder())
-    table, x = session_vectors(sample_sessions(sessions, sample, seed), embeddings, encoder, vectors)
+    table = sample_sessions(sessions, sample, seed)
+    suffix, terms = table_terms(table)  # what names the clusters, and what "terms" vectors cluster
+    keep, x = session_vectors(table, embeddings, encoder, vectors, terms)
+    if len(keep) < table.num_rows:
+        table, terms = table.take(keep), [terms[i] for i in keep]
     ids = table.column("session_id").to_pylist()
     events = table.column("events").to_pylist()
     platforms = table.column("platform").to_pylist() if "platform" in table.column_names else [None] * len(ids)
@@ -232,10 +243,8 @@ def generate_cluster(
     kept = keep_clusters(sizes, min_share, max_other)
     log.info("cluster mode: %d sessions, %d clusters, %d kept", n, len(sizes), len(kept))
 
-    suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
     site = SiteMap.learn(events, suffix)
     sections = [site.sections(evs) for evs in events]
-    terms = [session_terms(evs, suffix) for evs in events]
     searches = [sorted({str(e["search_query"]) for e in evs if e.get("search_query")}) for evs in events]
 
     def groups_of(label_idx: np.ndarray, k: int) -> list[Group]:
