@@ -87,7 +87,6 @@ def request_events(visitor: str) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def answers(pipeline: Path) -> dict[str, dict[str, tuple[str, str]]]:
     """'label' and 'service' -> visitor -> (category, name) of the label each gave the visit."""
-    pytest.importorskip("fastapi")
     import httpx
     from serve_support import Server
 

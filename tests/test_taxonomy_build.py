@@ -232,6 +232,13 @@ def test_cli_build_clusters_terms_into_the_number_asked(tmp_path: Path, monkeypa
     assert gen["vectors"] == "text+terms" and gen["k"] == 3 and gen["clusters"] == 3
     res = CliRunner().invoke(main, [*args, "--clusters", "1"])
     assert res.exit_code == 2 and "--clusters" in res.output
+    ids = pq.read_table(tmp_path / "s.parquet").column("session_id").to_pylist()
+    emb = pa.table({"session_id": ids, "embedding": [[1.0, float(i)] for i in range(len(ids))],
+                    "model_version": ["m"] * len(ids)}, schema=schema.EMBEDDINGS)  # fmt: skip
+    pq.write_table(emb, tmp_path / "e.parquet")
+    res = CliRunner().invoke(main, [*args, "--vectors", "terms", "--embeddings", str(tmp_path / "e.parquet")])
+    assert res.exit_code == 0 and "--embeddings is not used" in res.output, res.output
+    assert Taxonomy.load(tmp_path / "t.json").generator["vectors"] == "terms"
 
 PHRASE_SCRIPT = """
 import json

@@ -243,6 +243,8 @@ def build_cmd(
         )
     if vectors == "embeddings" and embeddings is None:
         raise click.UsageError("--vectors embeddings needs --embeddings FILE (an embeddings.parquet)")
+    if embeddings is not None and vectors in ("text", "terms", "text+terms"):
+        click.echo(f"note: --vectors {vectors} clusters the sessions' own words; --embeddings is not used")
     start = time.perf_counter()
     llm = _backend(out, llm_kw)
     table = _only_platform(pq.read_table(sessions), platform)
