@@ -25,7 +25,9 @@ From those, a build sample G (`--sample`) and a label sample L (the first `--lab
   the other folds; accuracy of both against the truth and the drop 1 - distilled / LLM, with a 95% CI from
   a bootstrap over visitors; for both classifier inputs (`by_inputs`: the embedding, and the embedding with
   the session's mean page-text vector) on the same labels, folds and draws, and the paired accuracy gain
-  of the text (`text_gain`).
+  of the text (`text_gain`); `--distill-labels N ...` also fits the distiller on only the first N labelled
+  sessions, with the same encoder (`distilled_by_labels`: how the drop falls with the labels it learns
+  from; `taxonomy label` labels 2,000 by default).
 
     python -m benchmarks.bench_taxonomy --world-seed 31 --config shifted --label-sample 300 \\
         --out benchmarks/results/taxonomy_w31_shifted.json
@@ -52,7 +54,7 @@ import pyarrow.parquet as pq
 
 from clickintent.encoder.text import MiniLMEncoder, TextVectors
 from clickintent.evaluate.clusters import cluster_scores
-from clickintent.sim.join import true_intents
+from clickintent.sim.join import join_truth, true_intents
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -93,9 +95,10 @@ def scores(pred: list[str], truth: list[str]) -> dict[str, float | int]:
 
 
 def world(
-    tmp: Path, visitors: int, days: int, seed: int, sim_dir: Path | None = None
+    tmp: Path, visitors: int, days: int, seed: int, sim_dir: Path | None = None, bots: bool = False
 ) -> tuple[pa.Table, dict[str, str], dict[str, Any]]:
-    """Human web sessions with a true intent, and session_id -> true primary intent.
+    """Human web sessions with a true intent (and the world's web bots when `bots`, as a real export has
+    them), and session_id -> true primary intent (bots have none).
 
     `sim_dir`: an existing `simulate` output to use instead of simulating (visitors/days/seed then only
     describe it).
@@ -112,7 +115,12 @@ def world(
     sessionize(tmp / "ingest" / "events.parquet", tmp / "sessions.parquet")
     sessions = pq.read_table(tmp / "sessions.parquet")
     intent = true_intents(sessions, sim_dir)  # human web sessions: bots and app sessions have no intent
-    keep = pa.array([sid in intent for sid in sessions.column("session_id").to_pylist()])
+    keep_ids = set(intent)
+    if bots:
+        ids, truth = join_truth(sessions, sim_dir, ["is_bot", "platform"])
+        keep_ids |= {s for s, b, p in zip(ids, truth.column("is_bot").to_pylist(), truth.column("platform").to_pylist(),
+                                          strict=True) if b and p == "web"}  # fmt: skip
+    keep = pa.array([sid in keep_ids for sid in sessions.column("session_id").to_pylist()])
     info = {
         "sim_dir": str(sim_dir),
         "visitors": visitors,
@@ -121,6 +129,7 @@ def world(
         "sessions": sessions.num_rows,
         "scored_sessions": len(intent),
         "true_intents": len(set(intent.values())),
+        "bots": len(keep_ids) - len(intent),
     }
     return sessions.filter(keep), intent, info
 
@@ -204,20 +213,25 @@ def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
     return kw
 
 
-def distilled(sim_sessions: Path, lab: pa.Table, llm: dict[str, str], truth: dict[str, str], minutes: float,
-              tmp: Path, seed: int, boots: int = 1000) -> dict[str, Any]:  # fmt: skip
+def train_embedder(sim_sessions: Path, minutes: float, tmp: Path, seed: int) -> Any:
+    """An encoder trained on the world's sessions for `minutes`, as an `Embedder`."""
+    from clickintent.encoder.embed import Embedder
+    from clickintent.encoder.train import TrainConfig, train
+
+    result = train(sim_sessions, tmp / "bundle", config=TrainConfig(max_minutes=minutes, seed=seed, device="cpu"),
+                   progress=False, resume=False)  # fmt: skip
+    return Embedder.from_bundle(result.bundle, device="cpu")
+
+
+def distilled(embedder: Any, lab: pa.Table, llm: dict[str, str], truth: dict[str, str], seed: int,
+              boots: int = 1000) -> dict[str, Any]:  # fmt: skip
     """LLM vs distilled accuracy against the truth, cross-fitted by visitor, with a visitor bootstrap; the
     distiller is fitted once per classifier input (`clickintent.distill.features.INPUTS`) on the same labels,
     folds and bootstrap draws, so the two sit side by side (`by_inputs`; the top-level figures: embedding)."""
     from clickintent.distill.features import INPUTS, classifier_input, session_text_means
     from clickintent.distill.fit import TRUTH_FOLDS, fit_classifier, fold_of, many_to_one, visitor_split
-    from clickintent.encoder.embed import Embedder
-    from clickintent.encoder.train import TrainConfig, train
 
     t0 = time.perf_counter()
-    result = train(sim_sessions, tmp / "bundle", config=TrainConfig(max_minutes=minutes, seed=seed, device="cpu"),
-                   progress=False, resume=False)  # fmt: skip
-    embedder = Embedder.from_bundle(result.bundle, device="cpu")
     frame = embedder.featurizer.frame(lab)
     emb, text = embedder.embed_frame(frame), session_text_means(frame)
     ids = lab.column("session_id").to_pylist()
@@ -261,7 +275,7 @@ def distilled(sim_sessions: Path, lab: pa.Table, llm: dict[str, str], truth: dic
             **by_inputs[INPUTS[0]], "by_inputs": by_inputs,
             "text_gain": {"accuracy": round(gain, 4),
                           "ci95": [round(float(q), 4) for q in np.percentile(diffs, [2.5, 97.5])]},
-            "train_minutes": minutes, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
 def main() -> None:
@@ -279,10 +293,17 @@ def main() -> None:
     )
     ap.add_argument("--clusters", type=int, default=None, help="exactly this many clusters (default: searched)")
     ap.add_argument("--seed", type=int, default=0, help="build seed")
+    ap.add_argument("--bots", action="store_true",
+                    help="the build sample G holds the world's web bots too, as a real export would (only sessions "
+                    "with a true intent are labelled and scored)")  # fmt: skip
+    ap.add_argument("--keep-crawls", action="store_true", help="build from machine-paced visits too (as the CLI's)")
     ap.add_argument("--variants", nargs="+", default=["fixed+top3"], help=VARIANT_HELP)
     ap.add_argument(
         "--train-minutes", type=float, default=3.0, help="encoder budget for the distilled labels (0: skip)"
     )
+    ap.add_argument("--distill-labels", type=int, nargs="*", default=[],
+                    help="also distil from only the first N of the labelled sessions, for each N under "
+                    "--label-sample (how the drop falls with the labels the distiller learns from)")  # fmt: skip
     ap.add_argument("--cache", type=Path, default=None, help="LLM cache (default: a fresh one, so costs are real)")
     ap.add_argument("--bertopic-python", default=None,
                     help="python of a venv with bertopic (default: peers/.venvs/bertopic, made here)")  # fmt: skip
@@ -303,10 +324,11 @@ def main() -> None:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench-taxonomy-"))
     simulate(tmp / "sim", visitors=args.visitors, days=args.days, seed=args.world_seed, config=args.config)
-    sessions, intent, info = world(tmp, args.visitors, args.days, args.world_seed, tmp / "sim")
+    sessions, intent, info = world(tmp, args.visitors, args.days, args.world_seed, tmp / "sim", bots=args.bots)
     info["config"] = args.config or "default"
     gen = sample_sessions(sessions, args.sample, seed=12345)
-    lab = gen.slice(0, args.label_sample)
+    human = gen.filter(pa.array([s in intent for s in gen.column("session_id").to_pylist()]))
+    lab = human.slice(0, args.label_sample)  # only sessions with a true intent are labelled and scored
     label_ids = lab.column("session_id").to_pylist()
     truth = [intent[s] for s in label_ids]
     encoder = CachedEncoder(tmp / "text-vectors")
@@ -318,7 +340,7 @@ def main() -> None:
                  else KMeansClusterer(k=args.clusters or range(2, args.max_labels + 1), seed=args.seed))  # fmt: skip
     t0 = time.perf_counter()
     built = generate_cluster(gen, llm, clusterer=clusterer, vectors=args.vectors, sample=None, seed=args.seed,
-                             text_encoder=encoder)  # fmt: skip
+                             text_encoder=encoder, keep_crawls=args.keep_crawls)  # fmt: skip
     build_seconds = time.perf_counter() - t0
     tax = built.taxonomy
     events = dict(zip(gen.column("session_id").to_pylist(), gen.column("events").to_pylist(), strict=True))
@@ -349,7 +371,7 @@ def main() -> None:
             "prompt_tokens_per_label": round(toks / max(1, u.requests)), "calls": calls}  # fmt: skip
         print(spec, results["methods"][f"llm labels ({spec})"], file=sys.stderr)
 
-    results["methods"]["cluster assignment"] = scores([built.assignments[s] for s in label_ids], truth)
+    results["methods"]["cluster assignment"] = scores([built.assignments.get(s, "other") for s in label_ids], truth)
     # The shortlist's own first choice, no LLM: what `topM` hands the model, to show what its choice adds.
     top1 = NearestLabels(gen, 1, encoder).choices(lab, tax)
     results["methods"]["nearest labels (no LLM)"] = scores([tax.by_name(top1[s][0]).id for s in label_ids], truth)
@@ -368,8 +390,15 @@ def main() -> None:
     else:
         results["methods"]["bertopic"] = bt
     if args.train_minutes > 0:
-        results["distilled"] = distilled(tmp / "sessions.parquet", lab, first, intent, args.train_minutes, tmp,
-                                         args.seed)  # fmt: skip
+        t0 = time.perf_counter()
+        embedder = train_embedder(tmp / "sessions.parquet", args.train_minutes, tmp, args.seed)
+        train_s = {"train_minutes": args.train_minutes, "train_seconds": round(time.perf_counter() - t0, 1)}
+        results["distilled"] = distilled(embedder, lab, first, intent, args.seed) | train_s
+        results["distilled_by_labels"] = {
+            str(n): distilled(embedder, lab.slice(0, n), first, intent, args.seed)
+            for n in sorted(set(args.distill_labels))
+            if n < lab.num_rows
+        }  # the same encoder, learning from only the first n labelled sessions
     results["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(), "n_threads": 1,
                           "load_average": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     results["wall_seconds"] = round(time.perf_counter() - started, 1)

@@ -129,7 +129,6 @@ def test_the_service_answers_as_clickintent_label(answers: dict[str, dict[str, t
 KNOWN: dict[str, str] = {
     "hw-mortgage-refi": "'Home Loans > Mortgage calculator': mortgage purchase and refinance visits are one cluster",
     "hw-auto-refi": "'Auto Loans > Car payment calculator': auto purchase and refinance visits are one cluster",
-    "hw-rewards-card": "'Credit Cards > Everyday Cash Card': the rewards-card cluster is named for one of its cards",
 }
 
 

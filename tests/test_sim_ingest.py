@@ -15,6 +15,7 @@ from clickintent.ingest import IngestReport, ingest
 from clickintent.sessionize import sessionize
 from clickintent.sim import simulate
 from clickintent.sim.join import true_intents
+from clickintent.taxonomy.crawls import machine_paced
 
 KEY = ["visitor_id", "platform", "start", "end"]
 
@@ -64,6 +65,22 @@ def test_true_intents_are_the_human_web_sessions_of_the_truth(run: tuple[Path, I
     human_web = m[(m.platform == "web") & ~m.is_bot]
     assert got == dict(zip(human_web.session_id, human_web.intent, strict=True))
     assert len(got) > 100 and None not in got.values()
+
+
+def test_machine_paced_visits_are_the_simulators_bots(run: tuple[Path, IngestReport]) -> None:
+    # What `taxonomy build` leaves out (clickintent/taxonomy/crawls.py), against the truth: no person, and
+    # nearly every bot (one whose random pages repeat may arrive on fewer than 10).
+    d, _ = run
+    sessions = d / "ingested" / "sessions.parquet"
+    if not sessions.exists():
+        sessionize(d / "ingested" / "events.parquet", sessions)
+    table = pq.read_table(sessions)
+    s = table.select(KEY).to_pandas()
+    s["paced"] = [machine_paced(evs) for evs in table.column("events").to_pylist()]
+    m = s.merge(pd.read_parquet(d / "truth" / "sessions.parquet", columns=[*KEY, "is_bot"]), on=KEY)
+    assert m.is_bot.sum() > 20
+    assert not (m.paced & ~m.is_bot).any()
+    assert (m.paced & m.is_bot).sum() >= 0.95 * m.is_bot.sum()
 
 
 def _alnum(text: str) -> str:

@@ -29,6 +29,8 @@ LABEL_STEP = "labels"  # clickintent.taxonomy.label.STEP, without importing it a
 CACHE_NAME = "llm-cache.sqlite"
 SHORTLIST = 3  # clickintent.taxonomy.label: the labels the model chooses among by default (docs/TAXONOMY.md)
 SIMILARITY_WEIGHT = 100.0  # clickintent.taxonomy.label.SIMILARITY_WEIGHT, without importing it (a test checks)
+CRAWL_PAGES, CRAWL_SECONDS = 10, 4.0  # clickintent.taxonomy.crawls's, without importing it (a test checks)
+PACE = f"{CRAWL_PAGES}+ pages at under {CRAWL_SECONDS:g} s a page"
 
 
 def llm_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -209,6 +211,12 @@ def taxonomy_group() -> None:
     help="cluster mode: the LLM writes each label's description (validated; the template when it fails), or "
     "a template from the label's own phrases, section and searches (no LLM calls, grounded by construction).",
 )
+@click.option(
+    "--keep-crawls",
+    is_flag=True,
+    help=f"cluster mode: build from machine-paced visits too ({PACE}: crawlers and monitors, left out by default "
+    "so that no label is about them).",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling and clustering seed.")
 @platform_option
 @llm_options
@@ -224,6 +232,7 @@ def build_cmd(
     clusterer: str,
     clusters: int | None,
     llm_descriptions: bool,
+    keep_crawls: bool,
     seed: int,
     platform: str,
     **llm_kw: Any,
@@ -261,9 +270,12 @@ def build_cmd(
         emb = pq.read_table(embeddings) if embeddings is not None and vectors in ("auto", "embeddings") else None
         own = cast(Vectors, vectors if vectors in ("terms", "text+terms") else "text")
         tax = generate_cluster(table, llm, clusterer=chosen, embeddings=emb, vectors=own, sample=sample, seed=seed,
-                               llm_descriptions=llm_descriptions).taxonomy  # fmt: skip
+                               llm_descriptions=llm_descriptions, keep_crawls=keep_crawls).taxonomy  # fmt: skip
     tax.save(out)
     click.echo(tax.tree())
+    if crawls := tax.generator.get("crawls_left_out", 0):
+        click.echo(f"\nnote: {crawls} machine-paced visits of the sample ({PACE}: crawlers, monitors) were left "
+                   "out of the build; --keep-crawls keeps them.")  # fmt: skip
     found = len(tax.labels) - 1  # not counting Other
     if mode == "cluster" and found < max(3, max_labels // 3):
         hint = "--vectors text" if emb is not None else "--max-labels or a larger --sample"

@@ -3,8 +3,9 @@
 `cluster` mode works with the embedded base model, because every part of the taxonomy comes from the data
 and the model only makes the choices it makes well:
 
-1. **Clusters**: unit vectors for a sample of sessions (MiniLM vectors of each session's words, TF-IDF
-   vectors of its terms, both, or the encoder's embeddings when given) grouped by a `Clusterer` passed in
+1. **Clusters**: unit vectors for a sample of sessions (machine-paced visits left out, `crawls.py`; MiniLM
+   vectors of each session's words, TF-IDF vectors of its terms, both, or the encoder's embeddings when
+   given) grouped by a `Clusterer` passed in
    (`cluster.py`; spectral by default). Clusters under `min_share` of the sample go to `other`, smallest
    first, while `other` stays within `max_other`.
 2. **Site sections** (`phrases.SiteMap`: URL directories, title breadcrumbs, dotted category codes, the
@@ -40,6 +41,7 @@ import pyarrow as pa
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM
 from clickintent.taxonomy.cluster import Clusterer, SpectralClusterer, normalize
+from clickintent.taxonomy.crawls import without_crawls
 from clickintent.taxonomy.naming import COVERAGE_WEIGHT, Group, describe_groups, name_groups
 from clickintent.taxonomy.phrases import STOP, Phrases, SiteMap, ctfidf, mmr, session_terms, term_vectors
 from clickintent.taxonomy.render import digest_table, render_pages, sample_sessions, site_suffix
@@ -212,6 +214,7 @@ def generate_cluster(
     free_names: bool = False,
     llm_descriptions: bool = False,
     coverage_weight: float = COVERAGE_WEIGHT,
+    keep_crawls: bool = False,
 ) -> Generated:
     """A taxonomy from clusters of session vectors, grounded in the site (see the module docstring).
 
@@ -223,11 +226,14 @@ def generate_cluster(
     instead of the grounded template (`Group.template_description`; the default: the 270M model's sentences
     were slow and often off the group).
     `coverage_weight`: how much a name candidate's share of its cluster's visits counts (`name_groups`).
+    `keep_crawls`: cluster machine-paced visits too (`crawls.py`; by default the sample leaves them out).
     """
     if embeddings is not None and vectors != "text":
         raise ValueError(f"vectors={vectors!r} clusters the sessions' own words or terms; pass embeddings=None")
     encoder = DistinctEncoder(text_encoder or MiniLMEncoder())
-    table = sample_sessions(sessions, sample, seed)
+    table, crawls = sample_sessions(sessions, sample, seed), 0
+    if not keep_crawls:
+        table, crawls = without_crawls(table)
     suffix, terms = table_terms(table)  # what names the clusters, and what "terms" vectors cluster
     keep, x = session_vectors(table, embeddings, encoder, vectors, terms)
     if len(keep) < table.num_rows:
@@ -241,7 +247,8 @@ def generate_cluster(
     assign = clusterer.fit_predict(x)
     sizes = np.bincount(assign, minlength=int(assign.max()) + 1)
     kept = keep_clusters(sizes, min_share, max_other)
-    log.info("cluster mode: %d sessions, %d clusters, %d kept", n, len(sizes), len(kept))
+    log.info("cluster mode: %d sessions (%d machine-paced left out), %d clusters, %d kept", n, crawls, len(sizes),
+             len(kept))  # fmt: skip
 
     site = SiteMap.learn(events, suffix)
     sections = [site.sections(evs) for evs in events]
@@ -290,6 +297,7 @@ def generate_cluster(
             "backend": llm.name,
             "model": llm.model,
             "sessions": n,
+            "crawls_left_out": crawls,
             "platforms": sorted({p for p in platforms if p}),
             "vectors": "embeddings" if embeddings is not None else vectors,
             "text_model": encoder.name,
