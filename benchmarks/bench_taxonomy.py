@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from clickintent.encoder.text import MiniLMEncoder, TextVectors
@@ -117,9 +118,9 @@ def world(
     intent = true_intents(sessions, sim_dir)  # human web sessions: bots and app sessions have no intent
     keep_ids = set(intent)
     if bots:
-        ids, truth = join_truth(sessions, sim_dir, ["is_bot", "platform"])
-        keep_ids |= {s for s, b, p in zip(ids, truth.column("is_bot").to_pylist(), truth.column("platform").to_pylist(),
-                                          strict=True) if b and p == "web"}  # fmt: skip
+        web = sessions.filter(pc.equal(sessions.column("platform"), "web"))
+        ids, truth = join_truth(web, sim_dir, ["is_bot"])
+        keep_ids |= {s for s, b in zip(ids, truth.column("is_bot").to_pylist(), strict=True) if b}
     keep = pa.array([sid in keep_ids for sid in sessions.column("session_id").to_pylist()])
     info = {
         "sim_dir": str(sim_dir),

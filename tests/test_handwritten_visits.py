@@ -127,8 +127,8 @@ def test_the_service_answers_as_clickintent_label(answers: dict[str, dict[str, t
 # Visits the default build does not yet label as a person would, with what it said on world 7 and why
 # (docs/TAXONOMY.md, "Hand-written visits"). Strict: a fix makes the test XPASS, and fail, until this is updated.
 KNOWN: dict[str, str] = {
-    "hw-mortgage-refi": "'Home Loans > Mortgage calculator': mortgage purchase and refinance visits are one cluster",
-    "hw-auto-refi": "'Auto Loans > Car payment calculator': auto purchase and refinance visits are one cluster",
+    "hw-mortgage-refi": "'Home Loans > Mortgage': mortgage purchase and refinance visits are one cluster",
+    "hw-auto-refi": "'Auto Loans > Auto loans': auto purchase and refinance visits are one cluster",
 }
 
 
