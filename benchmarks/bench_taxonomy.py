@@ -12,9 +12,11 @@ From those, a build sample G (`--sample`) and a label sample L (the first `--lab
   every label's row (its confusions); build seconds and LLM calls;
 - **LLM labels** of L for each `--variants` entry (`label_sessions`; `+`-joined parts: `fixed` or `fixedN`
   one or N written-out visits per label, `nbK` the K nearest example visits, `none`; `topM` the M nearest
-  labels as candidates; `nocal` without calibration; `wN` similarity weight N, default
-  `label.SIMILARITY_WEIGHT`, `w0` the model's scores alone), the first being what ships (the CLI's default): NMI,
-  ARI and many-to-one accuracy against the true intents, seconds per label (LLM time / calls) and tokens;
+  labels as candidates (`nearE`: a label's cosine is the mean over its E example visits most like the visit,
+  default `label.NEAREST_EXAMPLES`; `near20`: all of them, as before session 7); `nocal` without
+  calibration; `wN` similarity weight N, default `label.SIMILARITY_WEIGHT`, `w0` the model's scores alone),
+  the first being what ships (the CLI's default): NMI, ARI and many-to-one accuracy against the true
+  intents, seconds per label (LLM time / calls) and tokens;
 - **references** on the same L: the build's clusters, the nearest labels' first choice (what `topM`
   shortlists, no LLM), the nearest label description (no LLM), BERTopic on
   G's texts and MiniLM vectors (its own venv, `--bertopic-python`; never a clickintent dependency;
@@ -188,7 +190,7 @@ def emit(results: dict[str, Any], out: Path | None) -> None:
     print(text)
 
 
-VARIANT_HELP = "label variants, '+'-joined: fixed|fixedN|nbK|none, topM, nocal, wN (first: what ships)"
+VARIANT_HELP = "label variants, '+'-joined: fixed|fixedN|nbK|none, topM, nearE, nocal, wN (first: what ships)"
 
 
 def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
@@ -197,18 +199,19 @@ def labelling(spec: str, pool: pa.Table, encoder: Any) -> dict[str, Any]:
 
     demos: list[Any] = []
     kw: dict[str, Any] = {"calibrate": True, "candidates": lab.AllLabels(), "similarity_weight": lab.SIMILARITY_WEIGHT}
+    near = next((int(p[4:]) for p in spec.split("+") if p.startswith("near")), lab.NEAREST_EXAMPLES)
     for part in spec.split("+"):
         if part.startswith("fixed"):
             demos.append(lab.LabelVisits(int(part[5:] or 1)))
         elif part.startswith("nb"):
             demos.append(lab.NeighbourVisits(pool, int(part[2:]), encoder))
         elif part.startswith("top"):
-            kw["candidates"] = lab.NearestLabels(pool, int(part[3:]), encoder)
+            kw["candidates"] = lab.NearestLabels(pool, int(part[3:]), encoder, near)
         elif part == "nocal":
             kw["calibrate"] = False
         elif part.startswith("w") and part[1:].replace(".", "", 1).isdigit():
             kw["similarity_weight"] = float(part[1:])
-        elif part != "none":
+        elif part != "none" and not part.startswith("near"):
             raise SystemExit(f"unknown variant part {part!r}; {VARIANT_HELP}")
     kw["demonstrations"] = (lab.Both(*demos) if len(demos) == 2 else demos[0]) if demos else lab.NoDemonstrations()
     return kw

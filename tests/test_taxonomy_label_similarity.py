@@ -1,7 +1,7 @@
 """The similarity weight of LLM labels (issue 19): a shortlisted label's score is the model's calibrated
-log-likelihood plus `similarity_weight` x the session's mean cosine to the label's example visits. It
-decides where the model is near-indifferent, leaves a confident model alone at a small weight, is the
-model alone at 0, and the CLI's `--similarity-weight` reaches `label_sessions`."""
+log-likelihood plus `similarity_weight` x the session's mean cosine to the label's 3 example visits most
+like it. It decides where the model is near-indifferent, leaves a confident model alone at a small weight,
+is the model alone at 0, and the CLI's `--similarity-weight` reaches `label_sessions`."""
 
 from __future__ import annotations
 
@@ -142,3 +142,38 @@ def test_cli_similarity_weight_reaches_label_sessions(
     assert seen[-1]["similarity_weight"] == 7.5 and isinstance(seen[-1]["candidates"], NearestLabels)
     bad = run("--similarity-weight", "-1")
     assert bad.exit_code == 2 and "similarity-weight" in bad.output
+
+
+class KeywordEncoder(label_mod.TextEncoder):
+    """Vectors by the word a session's text holds: 'alpha' e1, 'gamma' e3, 'beta' 0.6 e1 + 0.8 e2."""
+
+    dim = 3
+
+    def encode(self, texts: Any) -> Any:
+        import numpy as np
+
+        table = {"alpha": [1.0, 0.0, 0.0], "gamma": [0.0, 0.0, 1.0], "beta": [0.6, 0.8, 0.0]}
+        return np.array([next(v for k, v in table.items() if k in t.lower()) for t in texts], np.float32)
+
+
+def test_a_label_is_as_near_as_its_nearest_example_visits() -> None:
+    # Label A: 3 example visits just like the visit, 17 unlike it (a spread-out cluster); label B: 20 visits
+    # all somewhat like it. By the mean of all examples B is nearer (0.6 vs 0.15); by the 3 nearest, A (1.0).
+    def visit(sid: str, word: str) -> dict[str, Any]:
+        ev = {"ts": None, "url": f"https://b.example/{word}", "page": f"/{word}", "page_title": word.title(),
+              "event_type": "page_view", "device": None, "referrer": None, "search_query": None, "dwell_ms": None}
+        return {"session_id": sid, "visitor_id": sid, "customer_id": None, "platform": "web", "start": 0,
+                "end": 0, "n_events": 1, "events": [ev]}  # fmt: skip
+
+    rows = [visit(f"a{i}", "alpha" if i < 3 else "gamma") for i in range(20)]
+    rows += [visit(f"b{i}", "beta") for i in range(20)] + [visit("q", "alpha")]
+    pool = pa.Table.from_pylist(rows, schema=make_sessions().schema)
+    labels = [Label("", "Alpha things", "A.", "X", [f"a{i}" for i in range(20)], 0.5),
+              Label("", "Beta things", "B.", "X", [f"b{i}" for i in range(20)], 0.5)]  # fmt: skip
+    tax = Taxonomy.create(labels, mode="manual")
+    query = pool.slice(pool.num_rows - 1)
+    assert label_mod.NEAREST_EXAMPLES == 3
+    assert NearestLabels(pool, 1, KeywordEncoder()).choices(query, tax)["q"][0] == "Alpha things"
+    assert NearestLabels(pool, 1, KeywordEncoder(), nearest=20).choices(query, tax)["q"][0] == "Beta things"
+    near = NearestLabels(pool, 2, KeywordEncoder()).shortlists(query, tax)["q"]
+    assert near.similarity == pytest.approx({"Alpha things": 1.0, "Beta things": 0.6})
