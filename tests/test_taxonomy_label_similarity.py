@@ -177,3 +177,5 @@ def test_a_label_is_as_near_as_its_nearest_example_visits() -> None:
     assert NearestLabels(pool, 1, KeywordEncoder(), nearest=20).choices(query, tax)["q"][0] == "Beta things"
     near = NearestLabels(pool, 2, KeywordEncoder()).shortlists(query, tax)["q"]
     assert near.similarity == pytest.approx({"Alpha things": 1.0, "Beta things": 0.6})
+    with pytest.raises(ValueError, match="at least 1"):
+        NearestLabels(pool, 1, KeywordEncoder(), nearest=0)

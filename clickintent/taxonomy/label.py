@@ -230,6 +230,10 @@ class NearestLabels(Candidates):
     encoder: TextEncoder = field(default_factory=lambda: MiniLMEncoder())
     nearest: int = NEAREST_EXAMPLES
 
+    def __post_init__(self) -> None:
+        if self.m < 1 or self.nearest < 1:
+            raise ValueError(f"m and nearest must be at least 1, not {self.m} and {self.nearest}")
+
     def shortlists(self, table: pa.Table, taxonomy: Taxonomy) -> dict[str, Shortlist]:
         index = ExampleIndex(taxonomy, self.pool, self.encoder)
         ids = table.column("session_id").to_pylist()
