@@ -45,11 +45,18 @@ def machine_paced(events: Sequence[Mapping[str, Any]]) -> bool:
     return float(np.median(gaps)) < CRAWL_SECONDS
 
 
+def human_rows(events: Sequence[Sequence[Mapping[str, Any]]]) -> list[int]:
+    """Indices of the visits (each a list of events) that are not machine-paced; all of them when those
+    would be more than `MAX_SHARE` of the visits."""
+    paced = [machine_paced(evs) for evs in events]
+    if sum(paced) > MAX_SHARE * len(paced):
+        return list(range(len(paced)))
+    return [i for i, p in enumerate(paced) if not p]
+
+
 def without_crawls(table: pa.Table) -> tuple[pa.Table, int]:
-    """(`table` without its machine-paced visits, how many were left out); all of it, and 0, when they
-    would be more than `MAX_SHARE` of it."""
-    paced = [machine_paced(evs) for evs in table.column("events").to_pylist()]
-    n = sum(paced)
-    if n == 0 or n > MAX_SHARE * table.num_rows:
+    """(`table` without its machine-paced visits, how many were left out), by `human_rows`."""
+    rows = human_rows(table.column("events").to_pylist())
+    if len(rows) == table.num_rows:
         return table, 0
-    return table.filter(pa.array([not p for p in paced])), n
+    return table.take(pa.array(rows, pa.int64())), table.num_rows - len(rows)

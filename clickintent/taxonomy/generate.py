@@ -41,7 +41,7 @@ import pyarrow as pa
 from clickintent.encoder.text import MiniLMEncoder, TextEncoder
 from clickintent.llm.base import LLM
 from clickintent.taxonomy.cluster import Clusterer, SpectralClusterer, normalize
-from clickintent.taxonomy.crawls import without_crawls
+from clickintent.taxonomy.crawls import human_rows
 from clickintent.taxonomy.naming import COVERAGE_WEIGHT, Group, describe_groups, name_groups
 from clickintent.taxonomy.phrases import STOP, Phrases, SiteMap, ctfidf, mmr, session_terms, term_vectors
 from clickintent.taxonomy.render import digest_table, render_pages, sample_sessions, site_suffix
@@ -117,7 +117,11 @@ def session_vectors(
 
 def table_terms(table: pa.Table) -> tuple[str, list[dict[str, str]]]:
     """(the site's name in titles, each row's `session_terms`) of a SESSIONS table."""
-    events = table.column("events").to_pylist()
+    return events_terms(table.column("events").to_pylist())
+
+
+def events_terms(events: Sequence[Sequence[Mapping[str, Any]]]) -> tuple[str, list[dict[str, str]]]:
+    """(the site's name in titles, each visit's `session_terms`) of visits given as lists of events."""
     suffix = site_suffix([e.get("page_title") for evs in events for e in evs]) or ""
     return suffix, [session_terms(evs, suffix) for evs in events]
 
@@ -231,15 +235,17 @@ def generate_cluster(
     if embeddings is not None and vectors != "text":
         raise ValueError(f"vectors={vectors!r} clusters the sessions' own words or terms; pass embeddings=None")
     encoder = DistinctEncoder(text_encoder or MiniLMEncoder())
-    table, crawls = sample_sessions(sessions, sample, seed), 0
-    if not keep_crawls:
-        table, crawls = without_crawls(table)
-    suffix, terms = table_terms(table)  # what names the clusters, and what "terms" vectors cluster
+    table = sample_sessions(sessions, sample, seed)
+    events = table.column("events").to_pylist()  # read once: crawls, terms, sections and example visits
+    rows = list(range(table.num_rows)) if keep_crawls else human_rows(events)
+    crawls = table.num_rows - len(rows)
+    if crawls:
+        table, events = table.take(rows), [events[i] for i in rows]
+    suffix, terms = events_terms(events)  # what names the clusters, and what "terms" vectors cluster
     keep, x = session_vectors(table, embeddings, encoder, vectors, terms)
     if len(keep) < table.num_rows:
-        table, terms = table.take(keep), [terms[i] for i in keep]
+        table, terms, events = table.take(keep), [terms[i] for i in keep], [events[i] for i in keep]
     ids = table.column("session_id").to_pylist()
-    events = table.column("events").to_pylist()
     platforms = table.column("platform").to_pylist() if "platform" in table.column_names else [None] * len(ids)
     n = len(ids)
     if n == 0:
