@@ -26,9 +26,9 @@ from clickintent.llm import Completion, Request
 from clickintent.llm.fake import FakeBackend
 from clickintent.taxonomy import generate as generate_mod
 from clickintent.taxonomy.cluster import KMeansClusterer, SpectralClusterer
-from clickintent.taxonomy.generate import generate_cluster
-from clickintent.taxonomy.naming import Group, clean_description, clean_name, described, name_groups
-from clickintent.taxonomy.phrases import SiteMap, ctfidf, mmr, session_terms, title_parts
+from clickintent.taxonomy.generate import generate_cluster, is_browsing
+from clickintent.taxonomy.naming import BROWSING, Group, clean_description, clean_name, described, name_groups
+from clickintent.taxonomy.phrases import HOME, SiteMap, ctfidf, mmr, session_terms, title_parts
 from clickintent.taxonomy.taxonomy import Taxonomy
 
 T0 = datetime(2025, 5, 1, 8, 0, tzinfo=UTC)
@@ -97,6 +97,35 @@ def test_a_name_is_chosen_among_the_groups_phrases_and_calibrated() -> None:
     assert name_groups(FakeBackend(model), [group], prior_weight=0.0) == ["Rates"]
     assert name_groups(FakeBackend(model), [group], prior_weight=0.5) == ["Refinance your mortgage"]
     assert all(set(r.choices) == {"Refinance your mortgage", "Mortgage", "Rates"} for r in seen)
+
+
+def test_a_browsing_group_is_named_so_without_asking_the_model() -> None:
+    home = Group("Rates", [("Branch and ATM locator", 0.3), ("Loans and investing", 0.25), ("Careers", 0.2)], [],
+                 browsing=True)  # fmt: skip
+    cards = Group("Credit Cards", [("Cash Back Card", 0.8), ("Travel Rewards Card", 0.4)], [])
+    asked: list[Request] = []
+
+    def model(request: Request) -> Completion:
+        asked.append(request)
+        return Completion(text=request.choices[0], choice_logprobs={c: -1.0 for c in request.choices})
+
+    assert name_groups(FakeBackend(model), [home, cards], prior_weight=0.0) == [BROWSING, "Cash Back Card"]
+    assert asked and all("Branch" not in r.prompt.rsplit("### Group", 1)[-1] for r in asked)  # only the cards
+    desc = home.template_description(BROWSING)
+    assert desc == "Visitors browsing the site with no one section in focus: Branch and ATM locator, " \
+        "loans and investing and careers."  # fmt: skip
+    assert Group(HOME, [], [], browsing=True).template_description(BROWSING).startswith("Visitors browsing the")
+    # a capable model's free name is its own
+    free = name_groups(FakeBackend(lambda r: "Branch and ATM locator"), [home], free=True)
+    assert free == ["Branch and ATM locator"]
+
+
+def test_browsing_is_the_home_page_with_no_section_in_focus() -> None:
+    assert is_browsing({HOME: 0.36, "Credit Cards": 0.45, "Rates": 0.28})  # world 11's "Branch and ATM locator"
+    assert is_browsing({HOME: 1.0, "About": 0.13})
+    assert not is_browsing({"Login": 0.8, "Application status": 0.26, HOME: 0.3})  # one section in focus
+    assert not is_browsing({"Electronics": 0.5, "Appliances": 0.5})  # no home page: phrases tell them apart
+    assert not is_browsing({})
 
 
 def test_names_and_descriptions_are_validated_and_grounded() -> None:

@@ -10,7 +10,10 @@ the share of its visits that have each, and its commonest searches (`prompts/nam
   group). A 270M base model copies its few-shot examples when asked to write a name freely; a choice keeps
   every name grounded in the data. `free=True` lets a capable model write the name, and an answer that is
   not a short name falls back to the best-ranked phrase. A group with no usable phrase is named for its
-  section ("Careers visits"), or numbered when it has none.
+  section ("Careers visits"), or numbered when it has none. A `browsing` group (its visits go by the home
+  page and no one section holds most of them, `generate.is_browsing`) is named `BROWSING` with no model
+  call: naming it for one of the links such visits follow ("Branch and ATM locator") says a focus they do
+  not have (docs/TAXONOMY.md, "Visits with no section").
 - **Description**: by default a template from the group's own data, with no LLM call
   (`Group.template_description`: "Visitors reading about cashback card and credit cards in the Cards
   section, searching for ..."). `describe_groups` (`taxonomy build --llm-descriptions`) asks for a few-shot
@@ -46,6 +49,7 @@ MAX_NAME_WORDS = 6
 _REDACTED = re.compile(r"\[[^]]*\]")  # what `redact` and `neutralize` leave (`[PHONE]`): not quoted
 MAX_DESCRIPTION_WORDS = 30
 GROUNDED = 0.6
+BROWSING = "Browsing the site"  # the name of a `Group.browsing` group
 # How much of each name's score on an empty group is subtracted: 1 is full contextual calibration (PMI),
 # which favoured long rare phrases ("Intro APR Card" over "Balance Transfer Card"), 0 none, which favoured
 # single common words ("Job", "Transfer"); chosen on development worlds (docs/TAXONOMY.md).
@@ -93,6 +97,7 @@ class Group:
     section: str | None  # the site section most of its visits are in
     phrases: list[tuple[str, float]]  # (phrase as written, share of the group's visits with it), best first
     searches: list[str] = field(default_factory=list)  # commonest search queries
+    browsing: bool = False  # its visits go by the home page with no one section in focus (module docstring)
 
     def block(self) -> str:
         """The group as `prompts/name_group.txt` shows it, every web string quoted as data."""
@@ -153,6 +158,13 @@ class Group:
             if not any(text.lower() in t.lower() or t.lower() in text.lower() for t in said):
                 said.append(text)
         about = _listed([_in_sentence(t) for t in said])
+        if self.browsing and name == BROWSING:
+            about = _listed([_in_sentence(t) for t, _ in self.phrases[:3]])
+            text = f"Visitors browsing the site with no one section in focus: {about}."
+            try:
+                return clean_description(text if about else "Visitors browsing the site with no one section in focus.")
+            except MalformedOutput:
+                pass
         where = f" in the {self.section} section" if self.section else ""
         if where and about.lower().endswith(" in"):
             where = "," + where  # "sign in, in the Login section", not "sign in in the"
@@ -239,7 +251,10 @@ def name_groups(
             if name and _name_words(name) <= _name_words(groups[i].block()):
                 names[i] = name  # grounded: every word of it is in the group's section, phrases or searches
         return names
-    asked = [i for i, c in enumerate(cands) if len(c) > 1]
+    for i, g in enumerate(groups):
+        if g.browsing:
+            names[i] = BROWSING
+    asked = [i for i, c in enumerate(cands) if len(c) > 1 and not groups[i].browsing]
     reqs = [Request(prompt(PROMPT, group=groups[i].block()), max_tokens=16, choices=tuple(cands[i])) for i in asked]
     out = answered(llm, reqs, "label names")
     priors: list[dict[str, float] | None] = [None] * len(asked)
