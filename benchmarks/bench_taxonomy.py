@@ -232,7 +232,7 @@ def distilled(embedder: Any, lab: pa.Table, llm: dict[str, str], truth: dict[str
     """LLM vs distilled accuracy against the truth, cross-fitted by visitor, with a visitor bootstrap; the
     distiller is fitted once per classifier input (`clickintent.distill.features.INPUTS`) on the same labels,
     folds and bootstrap draws, so the two sit side by side (`by_inputs`; the top-level figures: embedding)."""
-    from clickintent.distill.features import INPUTS, classifier_input, session_text_means
+    from clickintent.distill.features import INPUTS, Inputs, classifier_input, session_text_means
     from clickintent.distill.fit import TRUTH_FOLDS, fit_classifier, fold_of, many_to_one, visitor_split
 
     t0 = time.perf_counter()
@@ -268,7 +268,7 @@ def distilled(embedder: Any, lab: pa.Table, llm: dict[str, str], truth: dict[str
         diffs.append(hits[INPUTS[1]][take].mean() - hits[INPUTS[0]][take].mean())
     acc_llm = float(hit_llm.mean())
 
-    def side(inputs: str) -> dict[str, Any]:
+    def side(inputs: Inputs) -> dict[str, Any]:
         acc = float(hits[inputs].mean())
         return {"distilled_accuracy": round(acc, 4), "drop": round(1 - acc / acc_llm, 4) if acc_llm else None,
                 "drop_ci95": [round(float(q), 4) for q in np.percentile(drops[inputs], [2.5, 97.5])]}  # fmt: skip
